@@ -1,0 +1,1 @@
+"""Built-in pairers and scorers, written only against the public hhcoffea API."""

@@ -1,0 +1,1 @@
+"""coffea processors composing hhcoffea's pieces."""
