@@ -1,0 +1,234 @@
+"""The internal event model, and the one place that maps each input layout onto it.
+
+Whatever the file layout (native Delphes or NanoAOD-like flat trees, ``shared/FORMATS.md``),
+processors see the same awkward record fields:
+
+- ``jets``: pt, eta, phi, mass, btag (bool, the sample's working point), flavour (5 b, 4 c, 0 light),
+  pT-ordered;
+- ``genpart``: pt, eta, phi, mass, pdg_id, status, mother (index, -1 for none);
+- ``met``: pt, phi (one per event);
+- ``electrons``, ``muons``: pt, eta, phi, charge;
+- ``weight``: the generator weight (float64).
+
+:data:`LAYOUTS` is the mapping: for each layout, the tree name and, for each internal field, the
+source branch. :func:`detect_layout` tells layouts apart from branch names; :class:`AutoSchema`
+lets coffea's Runner read either (Delphes through coffea's ``DelphesSchema``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import awkward as ak
+import numpy as np
+from coffea.nanoevents import BaseSchema, DelphesSchema
+
+HIGGS_PDG_ID = 25
+BOTTOM_PDG_ID = 5
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one file layout spells the internal model."""
+
+    name: str
+    tree: str
+    # internal collection -> {internal field: source field}; source fields are relative to the
+    # collection in the events record produced by the layout's schema
+    collections: dict[str, tuple[str, dict[str, str]]]
+    # internal scalar -> (collection or branch, field or None)
+    scalars: dict[str, tuple[str, str | None]]
+    optional: frozenset[str] = field(default_factory=frozenset)
+
+    def branch(self, collection: str, source_field: str | None) -> str:
+        """The on-disk branch name of a source field (for error messages and validation)."""
+        if self.name == "delphes":
+            return f"{collection}.{source_field}" if source_field else collection
+        return f"{collection}_{source_field}" if source_field else collection
+
+    def required_branches(self) -> list[str]:
+        names = []
+        for internal, (coll, fields) in self.collections.items():
+            if internal in self.optional:
+                continue
+            names.extend(self.branch(coll, f) for f in fields.values())
+        for internal, (coll, f) in self.scalars.items():
+            if internal in self.optional:
+                continue
+            names.append(self.branch(coll, f))
+        return names
+
+
+_KINEMATICS = {"pt": "pt", "eta": "eta", "phi": "phi"}
+
+LAYOUTS: dict[str, Layout] = {
+    # FORMATS.md layout 2: one counter per collection, one branch per field
+    "nanoaod": Layout(
+        name="nanoaod",
+        tree="Events",
+        collections={
+            "jets": (
+                "Jet",
+                {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "btag": "btag",
+                 "flavour": "hadronFlavour"},
+            ),
+            "genpart": (
+                "GenPart",
+                {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "pdg_id": "pdgId",
+                 "status": "status", "mother": "genPartIdxMother"},
+            ),
+            "electrons": ("Electron", {**_KINEMATICS, "charge": "charge"}),
+            "muons": ("Muon", {**_KINEMATICS, "charge": "charge"}),
+        },
+        scalars={"met_pt": ("MET", "pt"), "met_phi": ("MET", "phi"), "weight": ("genWeight", None)},
+        optional=frozenset({"genpart"}),
+    ),
+    # FORMATS.md layout 1: Delphes split branches, read through coffea's DelphesSchema
+    "delphes": Layout(
+        name="delphes",
+        tree="Delphes",
+        collections={
+            "jets": (
+                "Jet",
+                {"pt": "PT", "eta": "Eta", "phi": "Phi", "mass": "Mass", "btag": "BTag",
+                 "flavour": "Flavor"},
+            ),
+            "genpart": (
+                "Particle",
+                {"pt": "PT", "eta": "Eta", "phi": "Phi", "mass": "Mass", "pdg_id": "PID",
+                 "status": "Status", "mother": "M1"},
+            ),
+            "electrons": ("Electron", {"pt": "PT", "eta": "Eta", "phi": "Phi", "charge": "Charge"}),
+            "muons": ("Muon", {"pt": "PT", "eta": "Eta", "phi": "Phi", "charge": "Charge"}),
+        },
+        scalars={"met_pt": ("MissingET", "MET"), "met_phi": ("MissingET", "Phi"),
+                 "weight": ("Event", "Weight")},
+        optional=frozenset({"genpart"}),
+    ),
+}
+
+
+def detect_layout(branch_names) -> Layout | None:
+    """The layout whose signature branch is present (``Jet_pt`` or ``Jet.PT``), else None."""
+    names = set(branch_names)
+    if "Jet_pt" in names or "nJet" in names:
+        return LAYOUTS["nanoaod"]
+    if any(n in names for n in ("Jet.PT", "Jet/Jet.PT", "Jet_size")):
+        return LAYOUTS["delphes"]
+    return None
+
+
+class AutoSchema(BaseSchema):
+    """coffea schema reading either layout: Delphes via ``DelphesSchema``, flat trees as they are.
+
+    The flat layout keeps coffea's plain ``BaseSchema`` (the collections are zipped in
+    :func:`event_model`, which measured faster than NanoAODSchema and needs no event-id branches).
+    """
+
+    __dask_capable__ = True
+
+    def __init__(self, base_form, *args, **kwargs):
+        fields = base_form["fields"]
+        if detect_layout(k.split("/")[-1] for k in fields) is LAYOUTS["delphes"] or "Jet_size" in fields:
+            delphes = DelphesSchema(base_form)
+            self._form = delphes._form
+        else:
+            super().__init__(base_form)
+
+    @classmethod
+    def behavior(cls):
+        # coffea calls this on the class; Delphes' behaviours include the base NanoEvents ones
+        # (events.metadata) and are harmless for the flat layout
+        return DelphesSchema.behavior()
+
+
+def _layout_of(events) -> Layout:
+    fields = set(events.fields)
+    if "Jet_pt" in fields:
+        return LAYOUTS["nanoaod"]
+    if "Jet" in fields and "Particle" in fields or "Jet" in fields and "MissingET" in fields:
+        return LAYOUTS["delphes"]
+    raise ValueError(
+        f"events have neither layout: expected 'Jet_pt' (NanoAOD-like) or 'Jet' with 'Jet.PT' "
+        f"(Delphes); got fields {sorted(fields)[:12]}"
+    )
+
+
+def _source(events, layout: Layout, coll: str, source_field: str | None):
+    if layout.name == "delphes":
+        obj = events[coll]
+        return obj if source_field is None else obj[source_field]
+    return events[coll if source_field is None else f"{coll}_{source_field}"]
+
+
+def _collection(events, layout: Layout, internal: str):
+    coll, fields = layout.collections[internal]
+    columns = {name: _source(events, layout, coll, src) for name, src in fields.items()}
+    return ak.zip(columns, with_name=None)
+
+
+def _scalar(events, layout: Layout, internal: str):
+    coll, src = layout.scalars[internal]
+    value = _source(events, layout, coll, src)
+    if value.ndim > 1:  # Delphes stores MET and the event weight as length-1 lists
+        value = ak.firsts(value, axis=1)
+    return ak.to_numpy(ak.fill_none(value, 0.0)).astype(np.float64)
+
+
+def has_truth(events) -> bool:
+    layout = _layout_of(events)
+    coll, fields = layout.collections["genpart"]
+    if layout.name == "delphes":
+        return coll in events.fields
+    return f"{coll}_{fields['pdg_id']}" in events.fields
+
+
+def event_model(events, *, with_truth: bool = True) -> dict:
+    """Map coffea NanoEvents of either layout onto the internal model (a dict of arrays).
+
+    Only the branches needed are touched, so lazily read files read no more than that.
+    """
+    layout = _layout_of(events)
+    jets = _collection(events, layout, "jets")
+    # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1.
+    btag = (ak.values_astype(jets.btag, np.int64) & 1) != 0
+    flavour = abs(ak.values_astype(jets.flavour, np.int64))
+    flavour = ak.where((flavour == 5) | (flavour == 4), flavour, 0)
+    jets = ak.zip(
+        {"pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass, "btag": btag,
+         "flavour": flavour}
+    )
+    order = ak.argsort(jets.pt, axis=1, ascending=False)
+    model = {
+        "layout": layout.name,
+        "jets": jets[order],
+        "electrons": _collection(events, layout, "electrons"),
+        "muons": _collection(events, layout, "muons"),
+        "met_pt": _scalar(events, layout, "met_pt"),
+        "met_phi": _scalar(events, layout, "met_phi"),
+        "weight": _scalar(events, layout, "weight"),
+    }
+    if with_truth and has_truth(events):
+        model["genpart"] = _collection(events, layout, "genpart")
+    return model
+
+
+def higgs_bquarks(genpart: ak.Array) -> ak.Array:
+    """b quarks whose mother is a Higgs boson, with ``higgs_id`` = rank of that Higgs (0, 1, 2).
+
+    FORMATS.md: the b quarks from a Higgs are the entries with |pdgId| = 5 whose mother has
+    pdgId 25.
+    """
+    mother = ak.values_astype(genpart.mother, np.int64)
+    n = ak.num(genpart.pdg_id, axis=1)
+    valid_mother = (mother >= 0) & (mother < n)
+    safe_mother = ak.where(valid_mother, mother, 0)
+    mother_pdg = ak.where(valid_mother, genpart.pdg_id[safe_mother], 0)
+    is_b = (abs(genpart.pdg_id) == BOTTOM_PDG_ID) & (abs(mother_pdg) == HIGGS_PDG_ID)
+    b = genpart[is_b]
+    b_mother = safe_mother[is_b]
+    # rank of the Higgs among the event's Higgs parents: each Higgs has two b quarks, so the
+    # number of b quarks with an earlier mother, halved (robust to Higgs copies in the record)
+    pairs = ak.cartesian([b_mother, b_mother], nested=True)
+    higgs_id = ak.sum(pairs["1"] < pairs["0"], axis=2) // 2
+    return ak.zip({"pt": b.pt, "eta": b.eta, "phi": b.phi, "mass": b.mass, "higgs_id": higgs_id})

@@ -1,0 +1,92 @@
+"""Histogram definitions: every histogram carries dataset, region, pairer and systematic axes.
+
+Systematic variations are opt-in per histogram (job file ``histograms: {name: {systematics:
+[...]}}``) so outputs stay small; every histogram has the ``nominal`` entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import hist
+
+#: regions filled by the HH processor, in cutflow order. The ``resonant_*`` regions add the
+#: resonant pT cuts (PHYSICS.md "Cut-based selection").
+REGIONS = (
+    "four_tag",
+    "preselection",
+    "signal",
+    "control",
+    "resonant_preselection",
+    "resonant_signal",
+    "resonant_control",
+)
+NOMINAL = "nominal"
+JET_MULTIPLICITY_BINS = ("4", "5", "6+")
+
+
+@dataclass(frozen=True)
+class Observable:
+    name: str
+    label: str
+    bins: tuple  # (n, lo, hi) or a list of edges
+
+
+#: 1-D observables of the Higgs candidates; ``bins`` may be overridden in the job file
+OBSERVABLES: dict[str, Observable] = {
+    o.name: o
+    for o in (
+        Observable("m_hh", r"$m_{hh}$ [GeV]", (60, 200.0, 1400.0)),
+        Observable("pt_hh", r"$p_T^{hh}$ [GeV]", (50, 0.0, 500.0)),
+        Observable("h1_pt", r"$p_T^{h_1}$ [GeV]", (50, 0.0, 800.0)),
+        Observable("h2_pt", r"$p_T^{h_2}$ [GeV]", (50, 0.0, 600.0)),
+        Observable("h1_eta", r"$\eta^{h_1}$", (50, -5.0, 5.0)),
+        Observable("h2_eta", r"$\eta^{h_2}$", (50, -5.0, 5.0)),
+        Observable("h1_mass", r"$m_{h_1}$ [GeV]", (50, 0.0, 250.0)),
+        Observable("h2_mass", r"$m_{h_2}$ [GeV]", (50, 0.0, 250.0)),
+        Observable("delta_eta_hh", r"$|\Delta\eta_{hh}|$", (50, 0.0, 5.0)),
+        Observable("x_hh", r"$X_{hh}$", (50, 0.0, 10.0)),
+        Observable("x_wt", r"min $X_{Wt}$", (50, 0.0, 10.0)),
+    )
+}
+MASS_PLANE_BINS = (50, 0.0, 250.0)
+
+
+def _axis(name: str, label: str, bins) -> hist.axis.AxesMixin:
+    bins = list(bins)
+    if len(bins) == 3 and isinstance(bins[0], int):
+        return hist.axis.Regular(int(bins[0]), float(bins[1]), float(bins[2]), name=name, label=label)
+    return hist.axis.Variable([float(b) for b in bins], name=name, label=label)
+
+
+def category_axes():
+    return (
+        hist.axis.StrCategory([], name="dataset", label="Dataset", growth=True),
+        hist.axis.StrCategory(list(REGIONS), name="region", label="Region"),
+        hist.axis.StrCategory([], name="pairer", label="Pairer", growth=True),
+        hist.axis.StrCategory([NOMINAL], name="systematic", label="Systematic", growth=True),
+    )
+
+
+def book(binning: dict | None = None) -> dict[str, hist.Hist]:
+    """Empty histograms: every observable, the (m_h1, m_h2) plane and the truth-pairing counts."""
+    binning = binning or {}
+    out = {}
+    for name, obs in OBSERVABLES.items():
+        bins = binning.get(name, obs.bins)
+        out[name] = hist.Hist(*category_axes(), _axis(name, obs.label, bins), storage=hist.storage.Weight())
+    out["m_h1_m_h2"] = hist.Hist(
+        *category_axes(),
+        _axis("m_h1", r"$m_{h_1}$ [GeV]", MASS_PLANE_BINS),
+        _axis("m_h2", r"$m_{h_2}$ [GeV]", MASS_PLANE_BINS),
+        storage=hist.storage.Weight(),
+    )
+    out["pairing_truth"] = hist.Hist(
+        hist.axis.StrCategory([], name="dataset", growth=True),
+        hist.axis.StrCategory([], name="pairer", growth=True),
+        hist.axis.StrCategory(list(JET_MULTIPLICITY_BINS), name="n_jets", label="Selected jets"),
+        hist.axis.StrCategory(["full", "partial"], name="truth", label="All quarks matched"),
+        hist.axis.Integer(0, 4, name="correct_higgs", label="Correctly paired Higgs"),
+        storage=hist.storage.Double(),
+    )
+    return out

@@ -1,0 +1,213 @@
+"""Writing a run's outputs: histograms (one pickle per histogram, a pickle of all, a ROOT file),
+cutflows and pairing efficiencies (JSON and markdown), plots, provenance and the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import platform
+import subprocess
+import sys
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+
+from .histograms import JET_MULTIPLICITY_BINS, NOMINAL
+
+PROVENANCE_PACKAGES = (
+    "hhcoffea", "coffea", "awkward", "uproot", "hist", "numpy", "dask", "distributed",
+    "dask-awkward", "vector", "pyhf", "correctionlib", "torch", "mplhep", "matplotlib", "scipy",
+)
+
+
+# --- histograms ---------------------------------------------------------------------------------
+
+
+def write_histograms(histograms: dict, outdir: Path) -> None:
+    """``histograms.pkl`` (all), ``hists/<name>.pkl`` (one at a time) and ``histograms.root``."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    with open(outdir / "histograms.pkl", "wb") as f:
+        pickle.dump(histograms, f)
+    (outdir / "hists").mkdir(exist_ok=True)
+    for name, h in histograms.items():
+        with open(outdir / "hists" / f"{name}.pkl", "wb") as f:
+            pickle.dump(h, f)
+    write_root(histograms, outdir / "histograms.root")
+
+
+def load_histogram(outdir: str | Path, name: str):
+    """Read one histogram of a run's output folder without loading the others."""
+    path = Path(outdir) / "hists" / f"{name}.pkl"
+    if not path.exists():
+        available = sorted(p.stem for p in (Path(outdir) / "hists").glob("*.pkl"))
+        raise FileNotFoundError(f"{path}: no histogram {name!r} in this output; available: {available}")
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def write_root(histograms: dict, path: Path) -> int:
+    """Each non-empty slice ``name/dataset/region/pairer/systematic`` as a ROOT histogram."""
+    import uproot
+
+    written = 0
+    with uproot.recreate(path) as f:
+        for name, h in histograms.items():
+            cat_names = [ax.name for ax in h.axes if ax.name in ("dataset", "region", "pairer", "systematic")]
+            if len(cat_names) != 4:
+                continue
+            for key in _category_product(h, cat_names):
+                view = h[dict(zip(cat_names, key))]
+                if not np.any(view.values()):
+                    continue
+                f["/".join([name, *key])] = view
+                written += 1
+    return written
+
+
+def _category_product(h, names):
+    import itertools
+
+    return itertools.product(*(list(h.axes[n]) for n in names))
+
+
+# --- cutflow and pairing efficiency ----------------------------------------------------------------
+
+
+def cutflow_table(cutflow: dict) -> dict:
+    """``{dataset: {pairer: {analysis: [{cut, events, weighted, efficiency}]}}}`` in cut order."""
+    from hhcoffea.processors.hh4b import CUTFLOW_STEPS
+
+    table = {}
+    for dataset, by_pairer in sorted(cutflow.items()):
+        for pairer, by_analysis in sorted(by_pairer.items()):
+            for analysis, steps in by_analysis.items():
+                rows, first = [], None
+                for cut in CUTFLOW_STEPS[analysis]:
+                    n, w = (float(x) for x in steps[cut])
+                    first = first if first is not None else (w or 1.0)
+                    rows.append({"cut": cut, "events": int(n), "weighted": w, "efficiency": w / first if first else 0.0})
+                table.setdefault(dataset, {}).setdefault(pairer, {})[analysis] = rows
+    return table
+
+
+def cutflow_markdown(table: dict) -> str:
+    lines = ["# Cutflow", "", "Weighted yields are events at the job's luminosity.", ""]
+    for dataset, by_pairer in table.items():
+        for pairer, by_analysis in by_pairer.items():
+            for analysis, rows in by_analysis.items():
+                lines += [f"## {dataset} / {pairer} / {analysis}", "", "| cut | events | weighted | efficiency |", "|---|---:|---:|---:|"]
+                lines += [f"| {r['cut']} | {r['events']} | {r['weighted']:.4g} | {r['efficiency']:.4f} |" for r in rows]
+                lines.append("")
+    return "\n".join(lines)
+
+
+def pairing_efficiency(h) -> dict:
+    """From the ``pairing_truth`` counts: per dataset and pairer, by jet multiplicity and overall,
+    the event efficiency (both Higgs correct) and Higgs efficiency (fraction of Higgs correct),
+    over fully reconstructable events (every b quark matched to its own jet), plus that fraction.
+    """
+    result = {}
+    for dataset in h.axes["dataset"]:
+        for pairer in h.axes["pairer"]:
+            sub = h[{"dataset": dataset, "pairer": pairer}]
+            counts = sub.values()  # (n_jets, truth, correct_higgs)
+            entry = {}
+            for i, label in enumerate([*JET_MULTIPLICITY_BINS, "all"]):
+                c = counts.sum(axis=0) if label == "all" else counts[i]
+                full, total = c[0], c.sum()
+                n_full = full.sum()
+                entry[label] = {
+                    "events": int(total),
+                    "reconstructable_fraction": float(n_full / total) if total else None,
+                    "event_efficiency": float(full[2] / n_full) if n_full else None,
+                    "higgs_efficiency": float((full[1] + 2 * full[2]) / (2 * n_full)) if n_full else None,
+                }
+            result.setdefault(dataset, {})[pairer] = entry
+    return result
+
+
+def pairing_markdown(eff: dict) -> str:
+    lines = ["# Pairing efficiency (truth-matched, fully reconstructable events)", "",
+             "| dataset | pairer | jets | events | event eff. | Higgs eff. | reconstructable |", "|---|---|---|---:|---:|---:|---:|"]
+    fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
+    for dataset, by_pairer in eff.items():
+        for pairer, by_n in by_pairer.items():
+            for n, e in by_n.items():
+                lines.append(f"| {dataset} | {pairer} | {n} | {e['events']} | {fmt(e['event_efficiency'])} | "
+                             f"{fmt(e['higgs_efficiency'])} | {fmt(e['reconstructable_fraction'])} |")
+    return "\n".join(lines) + "\n"
+
+
+# --- provenance ---------------------------------------------------------------------------------
+
+
+def package_versions() -> dict:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_revision() -> dict:
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None, "dirty": None}
+    if rev.returncode != 0:
+        return {"revision": None, "dirty": None}
+    return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def write_provenance(job, result, outdir: Path) -> None:
+    prov = outdir / "provenance"
+    prov.mkdir(parents=True, exist_ok=True)
+    (prov / "job.yaml").write_text(job.text)
+    import yaml
+
+    (prov / "job.resolved.yaml").write_text(yaml.safe_dump(job.config, sort_keys=False))
+    (prov / "versions.json").write_text(json.dumps(package_versions(), indent=2))
+    (prov / "git.json").write_text(json.dumps(git_revision(), indent=2))
+    inputs = {
+        "files": [f.as_dict() for f in result.fileset.files],
+        "skipped_files": result.fileset.skipped,
+        "datasets": {name: entry["metadata"] for name, entry in result.fileset.coffea.items()},
+        "events_processed": {k: int(v) for k, v in result.output["events_in"].items()},
+        "quick": result.quick,
+        "command": sys.argv,
+    }
+    (prov / "inputs.json").write_text(json.dumps(inputs, indent=2, default=str))
+
+
+def write_outputs(job, result, plots: bool = True) -> dict:
+    """Write everything a run produces into the job's output folder; returns the paths."""
+    outdir = job.output
+    outdir.mkdir(parents=True, exist_ok=True)
+    out = result.output
+    hists = out["histograms"]
+    write_histograms(hists, outdir)
+    table = cutflow_table(out["cutflow"])
+    (outdir / "cutflow.json").write_text(json.dumps(table, indent=2))
+    (outdir / "cutflow.md").write_text(cutflow_markdown(table))
+    eff = pairing_efficiency(hists["pairing_truth"])
+    (outdir / "pairing_efficiency.json").write_text(json.dumps(eff, indent=2))
+    (outdir / "pairing_efficiency.md").write_text(pairing_markdown(eff))
+    metadata = {
+        "luminosity": float(job.config["luminosity"]),
+        "datasets": {name: entry["metadata"] for name, entry in result.fileset.coffea.items()},
+        "systematic_nominal": NOMINAL,
+    }
+    (outdir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    write_provenance(job, result, outdir)
+    if plots:
+        from .plotting import plot_run
+
+        plot_run(hists, outdir / "plots", metadata["datasets"])
+    return {"output": str(outdir)}

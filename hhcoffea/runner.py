@@ -1,0 +1,218 @@
+"""Run a job: make missing samples, check inputs, run coffea's ``processor.Runner`` on the
+executor the job names, write outputs with provenance, print a short summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coffea import processor
+
+from .events import AutoSchema
+from .io import FileInfo, InputError, inspect_file
+from .job import Job, JobError
+from .pairing import get_pairer
+
+
+@dataclass
+class Fileset:
+    """Checked inputs: the coffea fileset, what each file holds, and what was skipped and why."""
+
+    coffea: dict
+    files: list[FileInfo] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def n_events(self) -> int:
+        return sum(f.n_events for f in self.files)
+
+
+def sample_seed(base_seed: int, name: str) -> int:
+    """A stable per-sample seed (same job, same samples, on any machine)."""
+    return (int(base_seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
+
+
+def ensure_samples(job: Job, console=None) -> dict:
+    """Generate the job's ``samples`` that are missing; return their datasets entries."""
+    spec = job.config.get("samples")
+    if not spec:
+        return {}
+    from . import generate
+
+    directory = job.resolve(spec.get("directory", "data"))
+    directory.mkdir(parents=True, exist_ok=True)
+    datasets = {}
+    for name, sample in (spec.get("generate") or {}).items():
+        path = directory / f"{name}.root"
+        sidecar = Path(str(path) + ".json")
+        wanted = dict(sample)
+        if path.exists() and sidecar.exists():
+            meta = json.loads(sidecar.read_text())
+            stale = any(
+                meta.get(k) != v for k, v in wanted.items() if k in ("process", "m_x", "kappa_lambda")
+            ) or meta.get("n_generated") != wanted.get("n_events", meta.get("n_generated"))
+        else:
+            stale = True
+        if stale:
+            if console:
+                console.print(f"[dim]generating {name}: {sample}[/dim]")
+            n_events = int(wanted.pop("n_events"))
+            process = wanted.pop("process")
+            meta = generate.generate(
+                process, n_events, path, seed=sample_seed(spec.get("seed", 0), name), **wanted
+            )
+        datasets[name] = {"files": [str(path)], "metadata": _dataset_metadata(meta)}
+    return datasets
+
+
+def _dataset_metadata(meta: dict) -> dict:
+    keep = ("process", "xsec_fb", "n_generated", "m_x", "kappa_lambda", "working_point", "sqrt_s")
+    return {k: meta[k] for k in keep if k in meta and meta[k] is not None}
+
+
+def build_fileset(job: Job, datasets: dict) -> Fileset:
+    """Check every input file; files that fail are skipped (counted, with the reason) or fatal."""
+    fileset = Fileset(coffea={})
+    for name, entry in datasets.items():
+        files = entry.get("files") or []
+        if isinstance(files, (str, Path)):
+            files = [files]
+        metadata = dict(entry.get("metadata") or {})
+        good = {}
+        for f in files:
+            path = job.resolve(f) if "://" not in str(f) else f
+            try:
+                info = inspect_file(path)
+            except InputError as err:
+                if job.config["on_bad_file"] == "fail":
+                    raise
+                fileset.skipped.append({"dataset": name, "file": str(path), "reason": str(err)})
+                continue
+            fileset.files.append(info)
+            good[str(path)] = info.tree
+        if good:
+            fileset.coffea[name] = {"files": good, "metadata": metadata}
+    if not fileset.coffea:
+        reasons = "; ".join(s["reason"] for s in fileset.skipped[:3])
+        raise InputError(f"no readable input files in job {job.path}: {reasons or 'none given'}")
+    return fileset
+
+
+def make_processor(job: Job):
+    from hhcoffea.processors.hh4b import HH4bProcessor, JetScaleVariation
+
+    cfg = job.config
+    pairers = {}
+    for label, spec in cfg["pairers"].items():
+        spec = spec or {}
+        pairers[label] = get_pairer(spec.get("plugin", label), **(spec.get("options") or {}))
+    systematics = []
+    for name, spec in (cfg["systematics"] or {}).items():
+        kind = spec.get("type", "jet_energy_scale")
+        if kind != "jet_energy_scale":
+            raise JobError(f"{job.path}: systematic {name!r} has unknown type {kind!r} (known: jet_energy_scale)")
+        systematics.append(JetScaleVariation(name, float(spec["size"])))
+    known = {s.name for s in systematics}
+    binning, hist_systs = {}, {}
+    for hname, spec in (cfg["histograms"] or {}).items():
+        if "bins" in spec:
+            binning[hname] = spec["bins"]
+        for s in spec.get("systematics", []):
+            if s not in known:
+                raise JobError(f"{job.path}: histogram {hname!r} asks for systematic {s!r}, not defined under 'systematics'")
+        hist_systs[hname] = list(spec.get("systematics", []))
+    sel = cfg.get("selection") or {}
+    kwargs = {k: float(sel[k]) for k in ("jet_pt_min", "jet_eta_max") if k in sel}
+    return HH4bProcessor(
+        pairers=pairers,
+        luminosity=float(cfg["luminosity"]),
+        binning=binning,
+        systematics=systematics,
+        histogram_systematics=hist_systs,
+        **kwargs,
+    )
+
+
+@contextlib.contextmanager
+def executor_for(job: Job, status: bool = True):
+    """The coffea executor the job names; pools and dask clusters live for the run only."""
+    cfg = job.config["executor"]
+    name, workers = cfg["name"], int(cfg.get("workers") or 1)
+    if name == "iterative":
+        yield processor.IterativeExecutor(status=status, desc="chunks")
+    elif name == "futures":
+        from concurrent.futures import ProcessPoolExecutor
+
+        # one pool for the whole run (a new pool per call costs about a second)
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            yield processor.FuturesExecutor(status=status, desc="chunks", pool=pool, workers=workers)
+    else:
+        from distributed import Client, LocalCluster
+
+        address = cfg.get("address")
+        if address:
+            with Client(address) as client:
+                yield processor.DaskExecutor(client=client, status=status, desc="chunks")
+        else:
+            with LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster, Client(cluster) as client:
+                yield processor.DaskExecutor(client=client, status=status, desc="chunks")
+
+
+@dataclass
+class RunResult:
+    output: dict
+    fileset: Fileset
+    seconds: float
+    quick: bool
+
+    @property
+    def events_processed(self) -> int:
+        return int(sum(self.output["events_in"].values()))
+
+    def expected_events(self, dataset: str) -> int:
+        files = self.fileset.coffea[dataset]["files"]
+        return sum(f.n_events for f in self.fileset.files if f.path in files)
+
+    def lost_events(self) -> dict[str, int]:
+        """Events of checked files that the run did not process (a file failed mid-run)."""
+        if self.quick:
+            return {}
+        lost = {}
+        for name in self.fileset.coffea:
+            missing = self.expected_events(name) - int(self.output["events_in"].get(name, 0))
+            if missing > 0:
+                lost[name] = missing
+        return lost
+
+
+def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None) -> RunResult:
+    """Everything ``hhcoffea run`` does except writing: returns the accumulated output."""
+    datasets = dict(ensure_samples(job, console))
+    datasets.update(job.config.get("datasets") or {})
+    fileset = build_fileset(job, datasets)
+    proc = make_processor(job)
+    cfg = job.config["executor"]
+    checkpointer = None
+    if cfg.get("checkpoint"):
+        checkpointer = processor.SimpleCheckpointer(str(job.resolve(cfg["checkpoint"])), overwrite=False)
+    start = time.perf_counter()
+    with executor_for(job, status=status) as executor:
+        runner = processor.Runner(
+            executor=executor,
+            schema=AutoSchema,
+            chunksize=int(cfg.get("chunksize") or 100_000),
+            maxchunks=int(job.config["quick_chunks"]) if quick else None,
+            # a file that breaks mid-run is skipped too; the summary counts the events it lost
+            skipbadfiles=job.config["on_bad_file"] == "skip",
+            checkpointer=checkpointer,
+        )
+        output = runner(fileset.coffea, proc)
+    seconds = time.perf_counter() - start
+    return RunResult(output=output, fileset=fileset, seconds=seconds, quick=quick)

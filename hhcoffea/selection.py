@@ -1,0 +1,117 @@
+"""Object selection and the cut-based event selection (PHYSICS.md "Objects and preselection",
+"Cut-based selection (after pairing)"), as columnar functions.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from . import constants as c
+from .kinematics import from_cartesian, invariant_mass, to_cartesian
+from .pairing import all_pairings, gather
+
+
+def good_jets(jets: ak.Array, pt_min: float = c.FOUR_TAG_PT_MIN, eta_max: float = c.FOUR_TAG_ETA_MAX):
+    """Jets with pT > 40 and |eta| < 2.5: the ones the four-tag cut, pairing and top veto use."""
+    return jets[(jets.pt > pt_min) & (abs(jets.eta) < eta_max)]
+
+
+def four_tag(jets: ak.Array, n_required: int = c.FOUR_TAG_N_BJETS) -> np.ndarray:
+    """Events with at least four b-tagged good jets (``jets`` already through :func:`good_jets`)."""
+    return ak.to_numpy(ak.sum(jets.btag, axis=1) >= n_required)
+
+
+def x_hh(m_h1, m_h2):
+    """Signal-region discriminant X_hh (PHYSICS.md "Cut-based selection")."""
+    return np.hypot(
+        (m_h1 - c.SIGNAL_REGION_LEAD_MASS) / (c.SIGNAL_REGION_RESOLUTION * m_h1),
+        (m_h2 - c.SIGNAL_REGION_SUBL_MASS) / (c.SIGNAL_REGION_RESOLUTION * m_h2),
+    )
+
+
+def resonant_pt_cuts(pt_lead, pt_subl, m4j):
+    """pT_lead > 0.5 m4j - 103 and pT_subl > 0.33 m4j - 73 (resonant analysis only)."""
+    a1, b1 = c.RESONANT_LEAD_PT
+    a2, b2 = c.RESONANT_SUBL_PT
+    return (pt_lead > a1 * m4j + b1) & (pt_subl > a2 * m4j + b2)
+
+
+def min_x_wt(jets: ak.Array, higgs_jet_indices: np.ndarray, max_jets: int = 10) -> np.ndarray:
+    """Smallest X_Wt over all top candidates of each event (inf where none can be formed).
+
+    W candidates: every pair of jets in ``jets`` (good jets, pT > 40, |eta| < 2.5); a top candidate
+    adds one jet of the Higgs candidates that is not in the W. Only the ``max_jets`` leading jets
+    are combined (10 covers all but a handful of events; the jets are pT-ordered).
+    """
+    n = len(jets)
+    width = int(min(max_jets, max(int(ak.max(ak.num(jets.pt, axis=1), initial=0)), 2)))
+    local = np.arange(width)[None, :].repeat(n, axis=0)
+    counts = ak.to_numpy(ak.num(jets.pt, axis=1))
+    index = np.where(local < counts[:, None], local, -1)
+    block = gather(jets, index)
+    px, py, pz, e = to_cartesian(block["pt"], block["eta"], block["phi"], block["mass"])
+    first, second = np.triu_indices(width, k=1)
+    wpx, wpy, wpz, we = (a[:, first] + a[:, second] for a in (px, py, pz, e))  # (n, P)
+    m_w = invariant_mass(wpx, wpy, wpz, we)
+    hc = higgs_jet_indices.reshape(n, -1)  # (n, 2 n_higgs) jet indices of the Higgs candidates
+    hc_block = gather(jets, hc)
+    bpx, bpy, bpz, be = to_cartesian(hc_block["pt"], hc_block["eta"], hc_block["phi"], hc_block["mass"])
+    m_t = invariant_mass(
+        wpx[:, :, None] + bpx[:, None, :],
+        wpy[:, :, None] + bpy[:, None, :],
+        wpz[:, :, None] + bpz[:, None, :],
+        we[:, :, None] + be[:, None, :],
+    )  # (n, P, 2 n_higgs)
+    in_w = (hc[:, None, :] == first[None, :, None]) | (hc[:, None, :] == second[None, :, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.hypot(
+            (m_w[:, :, None] - c.TOP_VETO_W_MASS) / (c.TOP_VETO_RESOLUTION * m_w[:, :, None]),
+            (m_t - c.TOP_VETO_TOP_MASS) / (c.TOP_VETO_RESOLUTION * m_t),
+        )
+    usable = ~in_w & (hc[:, None, :] >= 0) & np.isfinite(x)
+    x = np.where(usable, x, np.inf)
+    if x.size == 0:
+        return np.full(n, np.inf)
+    return x.reshape(n, -1).min(axis=1)
+
+
+def higgs_candidates(jets: ak.Array, higgs_jet_indices: np.ndarray) -> dict:
+    """Kinematics of the Higgs candidates and of the di-Higgs system.
+
+    Returns arrays: ``pt, eta, phi, mass`` each ``(n, n_higgs)``, ``scalar_pt`` ``(n, n_higgs)``,
+    ``jet_dr`` ``(n, n_higgs)`` (ΔR between the two jets) and ``m_hh, pt_hh`` ``(n,)`` (the mass
+    and pT of the sum of all candidates; for HH this is m4j).
+    """
+    from .kinematics import delta_r
+
+    n, n_higgs, _ = higgs_jet_indices.shape
+    block = gather(jets, higgs_jet_indices.reshape(n, -1))
+    px, py, pz, e = (a.reshape(n, n_higgs, 2) for a in to_cartesian(block["pt"], block["eta"], block["phi"], block["mass"]))
+    hpx, hpy, hpz, he = px.sum(2), py.sum(2), pz.sum(2), e.sum(2)
+    pt, eta, phi, mass = from_cartesian(hpx, hpy, hpz, he)
+    jet_pt = block["pt"].reshape(n, n_higgs, 2)
+    jet_eta = block["eta"].reshape(n, n_higgs, 2)
+    jet_phi = block["phi"].reshape(n, n_higgs, 2)
+    pt_hh, _, _, m_hh = from_cartesian(hpx.sum(1), hpy.sum(1), hpz.sum(1), he.sum(1))
+    return {
+        "pt": pt,
+        "eta": eta,
+        "phi": phi,
+        "mass": mass,
+        "scalar_pt": jet_pt.sum(2),
+        "jet_dr": delta_r(jet_eta[..., 0], jet_phi[..., 0], jet_eta[..., 1], jet_phi[..., 1]),
+        "m_hh": m_hh,
+        "pt_hh": pt_hh,
+    }
+
+
+__all__ = [
+    "all_pairings",
+    "four_tag",
+    "good_jets",
+    "higgs_candidates",
+    "min_x_wt",
+    "resonant_pt_cuts",
+    "x_hh",
+]
