@@ -1,0 +1,114 @@
+"""Both input layouts map onto one event model; bad inputs fail with one line naming the problem."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+from coffea.nanoevents import NanoEventsFactory
+
+from hhcoffea.events import AutoSchema, detect_layout, event_model, higgs_bquarks
+from hhcoffea.io import InputError, events_from_arrays, inspect_file
+from layouts import delphes_arrays, toy_events, write_nanoaod
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_events(1500, seed=3)
+
+
+@pytest.fixture(scope="module")
+def nano_file(toy, tmp_path_factory):
+    return write_nanoaod(tmp_path_factory.mktemp("nano") / "toy.root", toy)
+
+
+def nano_events(path, metadata=None):
+    return NanoEventsFactory.from_root(
+        {path: "Events"}, schemaclass=AutoSchema, metadata=metadata or {"dataset": "toy"}, mode="virtual"
+    ).events()
+
+
+def test_inspect_detects_nanoaod(nano_file):
+    info = inspect_file(nano_file)
+    assert (info.layout, info.tree, info.n_events, info.has_truth) == ("nanoaod", "Events", 1500, True)
+
+
+def test_both_layouts_give_the_same_event_model(toy, nano_file):
+    nano = event_model(nano_events(nano_file))
+    delphes = event_model(events_from_arrays(delphes_arrays(toy), {"dataset": "toy"}))
+    assert nano["layout"] == "nanoaod" and delphes["layout"] == "delphes"
+    for key in ("jets", "electrons", "muons", "genpart"):
+        a, b = nano[key], delphes[key]
+        assert ak.all(ak.num(a, axis=1) == ak.num(b, axis=1))
+        for field in a.fields:
+            np.testing.assert_allclose(
+                ak.to_numpy(ak.flatten(a[field])).astype(float),
+                ak.to_numpy(ak.flatten(b[field])).astype(float),
+                err_msg=f"{key}.{field}",
+            )
+    for key in ("met_pt", "met_phi", "weight"):
+        np.testing.assert_allclose(nano[key], delphes[key], rtol=1e-6)
+
+
+def test_jets_are_pt_ordered_and_btag_is_bit_zero(toy):
+    model = event_model(events_from_arrays(delphes_arrays(toy)))
+    pt = model["jets"].pt
+    assert ak.all(pt[:, 1:] <= pt[:, :-1])
+    # the toy's BTag always has bit 1 set; only bit 0 (the card's working point) counts
+    n_tagged = ak.sum(model["jets"].btag)
+    assert n_tagged == int(toy["jets"][1]["btag"].sum())
+    assert set(np.unique(ak.to_numpy(ak.flatten(model["jets"].flavour)))) <= {0, 4, 5}
+
+
+def test_higgs_bquarks_carry_their_parent(toy, nano_file):
+    b = higgs_bquarks(event_model(nano_events(nano_file))["genpart"])
+    assert ak.all(ak.num(b, axis=1) == 4)
+    # toy: quarks 2,3 from Higgs 0 and quarks 4,5 from Higgs 1
+    assert ak.to_list(b.higgs_id[0]) == [0, 0, 1, 1]
+
+
+def test_detect_layout():
+    assert detect_layout(["nJet", "Jet_pt"]).name == "nanoaod"
+    assert detect_layout(["Jet_size", "Jet/Jet.PT"]).name == "delphes"
+    assert detect_layout(["foo"]) is None
+
+
+def test_not_root_is_one_line(tmp_path):
+    bad = tmp_path / "notes.root"
+    bad.write_text("this is not ROOT\n")
+    with pytest.raises(InputError) as err:
+        inspect_file(bad)
+    msg = str(err.value)
+    assert "\n" not in msg and str(bad) in msg and "not a readable ROOT file" in msg
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        inspect_file(tmp_path / "nope.root")
+
+
+def test_wrong_tree_names_both_layouts(tmp_path):
+    path = tmp_path / "other.root"
+    with uproot.recreate(path) as f:
+        f.mktree("Physics", {"x": np.arange(3.0)})
+    with pytest.raises(InputError) as err:
+        inspect_file(path)
+    msg = str(err.value)
+    assert "'Events'" in msg and "'Delphes'" in msg and "Physics" in msg and "\n" not in msg
+
+
+def test_missing_branch_is_named(toy, tmp_path):
+    path = write_nanoaod(tmp_path / "nobtag.root", toy, drop=("Jet_btag",))
+    with pytest.raises(InputError) as err:
+        inspect_file(path)
+    msg = str(err.value)
+    assert "Jet_btag" in msg and str(path) in msg and "'Events'" in msg and "\n" not in msg
+
+
+def test_truth_is_optional(toy, tmp_path):
+    path = write_nanoaod(tmp_path / "notruth.root", toy, drop=("GenPart",))
+    info = inspect_file(path)
+    assert info.has_truth is False
+    model = event_model(nano_events(path))
+    assert "genpart" not in model and len(model["weight"]) == 1500
