@@ -38,6 +38,9 @@ DHH_HIGH_M4J_DR_MAX = 1.0  # m4j > 1250: 0 < dR < 1 for both candidates
 DHH_MASS_RATIO = 120.0 / 110.0
 CHI2_HIGGS_MASS = 125.0
 CHI2_HIGGS_MASS_SEED_CODE = 125.10  # the seeds' author's value, with the every-subset option
+# Not in PHYSICS.md: the every-subset chi2 option looks at most at this many (highest-pT)
+# b-tagged jets (a fixed block size for the vectorised search); job files may override it.
+CHI2_EXHAUSTIVE_MAX_BTAGGED = 8
 MASS_AGNOSTIC_K = 125.0 / 120.0
 
 # --- PHYSICS.md "Cut-based selection (after pairing)" -----------------------------------------
@@ -61,6 +64,17 @@ RESONANT_TRAINING_MASSES = tuple(float(m) for m in range(300, 1201, 100))
 CLS_LEVEL = 0.05  # 95% CL
 PROFILE_SCAN_THRESHOLD = 1.96**2  # -2 dlnL below this: the 95% interval
 REFERENCE_LUMINOSITY = 300.0  # fb^-1 at 14 TeV (also 139, 3000)
+REFERENCE_LUMINOSITIES = (139.0, 300.0, 3000.0)  # fb^-1, the luminosity scans
+KAPPA_LAMBDA_SM = 1.0  # the stated hypothesis of the expected kappa_lambda constraints
+# expected kappa_lambda intervals at 300 fb^-1, 14 TeV (paper table VI, mu as POI, CLs)
+REFERENCE_KAPPA_INTERVAL_MIN_DR_DNN = (-1.44, 8.49)
+REFERENCE_KAPPA_INTERVAL_SPANET = (-1.57, 7.49)
+# equivalent luminosity: mixing SPANet2 at 300 fb^-1 <-> min-dR DNN at ~400 fb^-1
+# (seed 000 table 28: 405 profile likelihood, 425 CLs)
+REFERENCE_EQUIVALENT_LUMINOSITY = {"profile": 405.0, "cls": 425.0}
+# Not in PHYSICS.md: relative luminosity uncertainty used when the job file gives none
+# (ATLAS Run-2 value, 1.7%); the job file's statistics.systematics.lumi overrides it.
+DEFAULT_LUMI_RELATIVE_UNCERTAINTY = 0.017
 
 # --- PHYSICS.md "Calibration numbers for the sample emulation" --------------------------------
 # ggF HH at 13 TeV (NNLO): sigma(k) = c0 + c1 k + c2 k^2 fb

@@ -2,7 +2,7 @@
 
 Follows xarray's backend registry: entry points are read once per process and cached, a plugin
 that fails to import warns (naming it) instead of crashing, and a duplicate name warns and keeps
-the first one found.
+the built-in (or, between third parties, the first in module order).
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def plugins(kind: str) -> dict[str, PluginInfo]:
     except KeyError:
         raise PluginNotFoundError(f"unknown plugin kind {kind!r}; known: {sorted(GROUPS)}") from None
     found: dict[str, PluginInfo] = {}
-    for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+    # built-ins win a name clash; otherwise a stable order, whatever the install order
+    eps = entry_points(group=group)
+    for ep in sorted(eps, key=lambda e: (e.name, _distribution_name(e) != "hhcoffea", e.value)):
         dist = _distribution_name(ep)
         if ep.name in found:
             if found[ep.name].target != ep.value:

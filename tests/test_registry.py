@@ -1,0 +1,175 @@
+"""Plugin discovery: a third-party pairer package installed with pip, broken and duplicate
+plugins, unknown names, and the entry-point cache (hhcoffea.registry)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import hhcoffea.registry as registry
+from hhcoffea.pairing import get_pairer
+
+EXAMPLE_PACKAGE = Path(__file__).parent / "thirdparty" / "hhcoffea-example-pairer"
+BUILTINS = {"min_dr", "dhh", "chi2", "mass_agnostic"}
+
+
+def _env(*paths) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(p) for p in paths] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INDEX"] = "1"
+    env["PYTHONWARNINGS"] = "default"
+    return env
+
+
+@pytest.fixture(scope="module")
+def example_pairer_site(tmp_path_factory) -> Path:
+    """A directory holding the installed ``hhcoffea-example-pairer`` (put it on PYTHONPATH).
+
+    Installed once per module with ``pip install --no-deps --no-build-isolation --target``;
+    built from a copy so that no build artefacts land in the source tree.
+    """
+    root = tmp_path_factory.mktemp("example_pairer")
+    source = root / "src"
+    shutil.copytree(EXAMPLE_PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = root / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
+         "--target", str(target), str(source)],
+        capture_output=True, text=True, env=_env(), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (target / "hhcoffea_example_pairer.py").is_file()
+    return target
+
+
+@pytest.fixture
+def bad_plugins_site(tmp_path) -> Path:
+    """Hand-written dist-infos: a plugin whose module raises on import, and two duplicate names.
+
+    The registry keeps, per name, the target that sorts first; ``zz_dup_plugin`` sorts last.
+    """
+    site = tmp_path / "bad_site"
+    site.mkdir()
+    (site / "hhcoffea_broken_plugin.py").write_text('raise RuntimeError("this plugin is broken on purpose")\n')
+    (site / "zz_dup_plugin.py").write_text("class Other:\n    pass\n")
+    for dist, entry_points in {
+        "hhcoffea_broken-0.1": "broken_pairer = hhcoffea_broken_plugin:BrokenPairer",
+        "zz_dup-0.1": "min_dr = zz_dup_plugin:Other\nleading_pairs = zz_dup_plugin:Other",
+    }.items():
+        info = site / f"{dist}.dist-info"
+        info.mkdir()
+        name, version = dist.split("-")
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n")
+        (info / "entry_points.txt").write_text(f"[hhcoffea.pairers]\n{entry_points}\n")
+    return site
+
+
+PROBE = textwrap.dedent(
+    """
+    import json, warnings
+    import awkward as ak
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import hhcoffea.registry as registry
+        found = registry.plugins("pairer")
+    from hhcoffea.pairing import get_pairer
+    jet = lambda pt, phi, btag: {"pt": pt, "eta": 0.1, "phi": phi, "mass": 5.0, "btag": btag}
+    jets = ak.Array([
+        [jet(200, 0.0, True), jet(150, 1.0, False), jet(120, 2.0, True), jet(90, 3.0, True),
+         jet(60, -1.0, True)],
+        [jet(100, 0.0, True), jet(80, 1.0, True), jet(70, 2.0, False)],
+    ])
+    pairer = get_pairer("leading_pairs")
+    result = pairer(jets)
+    print(json.dumps({
+        "plugins": {name: [info.target, info.distribution] for name, info in found.items()},
+        "warnings": [str(w.message) for w in caught],
+        "min_dr_class": registry.get("pairer", "min_dr").loaded.__name__,
+        "pairer_name": pairer.name,
+        "indices": result.higgs_jet_indices.tolist(),
+        "accepted": result.accepted.tolist(),
+    }))
+    """
+)
+
+
+def run_probe(*paths) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=_env(*paths), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_third_party_pairer_is_discovered_and_pairs(example_pairer_site):
+    out = run_probe(example_pairer_site)
+    assert set(out["plugins"]) == BUILTINS | {"leading_pairs"}
+    assert out["plugins"]["leading_pairs"] == ["hhcoffea_example_pairer:LeadingPairsPairer", "hhcoffea-example-pairer"]
+    assert out["plugins"]["min_dr"] == ["hhcoffea.plugins.min_dr:MinDeltaRPairer", "hhcoffea"]
+    assert out["warnings"] == []
+    assert out["pairer_name"] == "leading_pairs"
+    # tagged jets 0, 2, 3, 4 -> (j0 j2)(j3 j4); the second event has two tags only
+    assert out["indices"] == [[[0, 2], [3, 4]], [[-1, -1], [-1, -1]]]
+    assert out["accepted"] == [True, False]
+
+
+def test_broken_and_duplicate_plugins_warn_without_crashing(example_pairer_site, bad_plugins_site):
+    out = run_probe(example_pairer_site, bad_plugins_site)
+    assert set(out["plugins"]) == BUILTINS | {"leading_pairs"}  # broken_pairer skipped
+    broken = [w for w in out["warnings"] if "broken_pairer" in w]
+    assert len(broken) == 1
+    assert "hhcoffea_broken_plugin" in broken[0] and "broken on purpose" in broken[0]
+    duplicates = [w for w in out["warnings"] if "registered twice" in w]
+    assert len(duplicates) == 2
+    assert any("'min_dr'" in w and "zz_dup_plugin:Other" in w for w in duplicates)
+    assert any("'leading_pairs'" in w and "zz_dup_plugin:Other" in w for w in duplicates)
+    # the first-found target is kept: built-in min_dr, the real leading_pairs
+    assert out["min_dr_class"] == "MinDeltaRPairer"
+    assert out["plugins"]["leading_pairs"][0] == "hhcoffea_example_pairer:LeadingPairsPairer"
+    assert out["indices"][0] == [[0, 2], [3, 4]]
+
+
+@pytest.fixture
+def fresh_registry():
+    registry.clear_cache()
+    yield registry
+    registry.clear_cache()
+
+
+def test_unknown_pairer_is_a_one_line_error_listing_available(fresh_registry):
+    with pytest.raises(registry.PluginNotFoundError) as err:
+        get_pairer("min_deltaR")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "'min_deltaR'" in message
+    for name in BUILTINS:
+        assert name in message
+    assert isinstance(err.value, KeyError)  # still catchable as a lookup failure
+
+
+def test_entry_points_read_once(fresh_registry, monkeypatch):
+    calls = []
+    real = registry.entry_points
+
+    def counting(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(registry, "entry_points", counting)
+    registry.clear_cache()
+    first = registry.plugins("pairer")
+    assert registry.plugins("pairer") is first
+    get_pairer("min_dr")
+    get_pairer("chi2", n_higgs=3)
+    with pytest.raises(registry.PluginNotFoundError):
+        get_pairer("nope")
+    assert calls == [{"group": "hhcoffea.pairers"}]
+    registry.clear_cache()
+    registry.plugins("pairer")
+    assert len(calls) == 2  # clear_cache really forgets
