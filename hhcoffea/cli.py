@@ -11,7 +11,8 @@ from rich.table import Table
 
 
 def _console() -> Console:
-    return Console(stderr=False, highlight=False)
+    # soft wrap: a message (a file path, an error) stays on one line whatever the width
+    return Console(stderr=False, highlight=False, soft_wrap=True)
 
 
 # --- run ------------------------------------------------------------------------------------------
