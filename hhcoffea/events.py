@@ -6,7 +6,7 @@ processors see the same awkward record fields:
 - ``jets``: pt, eta, phi, mass, btag (bool, the sample's working point), flavour (5 b, 4 c, 0 light),
   pT-ordered;
 - ``genpart``: pt, eta, phi, mass, pdg_id, status, mother (index, -1 for none);
-- ``met``: pt, phi (one per event);
+- ``met_pt``, ``met_phi``: one per event (lazy: read only when used);
 - ``electrons``, ``muons``: pt, eta, phi, charge;
 - ``weight``: the generator weight (float64).
 
@@ -168,11 +168,12 @@ def _collection(events, layout: Layout, internal: str):
 
 
 def _scalar(events, layout: Layout, internal: str):
+    """A per-event value as a (lazy) awkward array."""
     coll, src = layout.scalars[internal]
     value = _source(events, layout, coll, src)
     if value.ndim > 1:  # Delphes stores MET and the event weight as length-1 lists
-        value = ak.firsts(value, axis=1)
-    return ak.to_numpy(ak.fill_none(value, 0.0)).astype(np.float64)
+        value = ak.fill_none(ak.firsts(value, axis=1), 0.0)
+    return value
 
 
 def has_truth(events) -> bool:
@@ -206,7 +207,7 @@ def event_model(events, *, with_truth: bool = True) -> dict:
         "muons": _collection(events, layout, "muons"),
         "met_pt": _scalar(events, layout, "met_pt"),
         "met_phi": _scalar(events, layout, "met_phi"),
-        "weight": _scalar(events, layout, "weight"),
+        "weight": ak.to_numpy(_scalar(events, layout, "weight")).astype(np.float64),
     }
     if with_truth and has_truth(events):
         model["genpart"] = _collection(events, layout, "genpart")
