@@ -17,6 +17,7 @@ lets coffea's Runner read either (Delphes through coffea's ``DelphesSchema``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import awkward as ak
@@ -184,52 +185,92 @@ def has_truth(events) -> bool:
     return f"{coll}_{fields['pdg_id']}" in events.fields
 
 
-def event_model(events, *, with_truth: bool = True) -> dict:
-    """Map coffea NanoEvents of either layout onto the internal model (a dict of arrays).
+class EventModel:
+    """The internal model of one chunk; collections are built on first use, so a lazily read
+    file reads only the branches a processor touches."""
 
-    Only the branches needed are touched, so lazily read files read no more than that.
-    """
-    layout = _layout_of(events)
-    jets = _collection(events, layout, "jets")
-    # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1.
-    btag = (ak.values_astype(jets.btag, np.int64) & 1) != 0
-    flavour = abs(ak.values_astype(jets.flavour, np.int64))
-    flavour = ak.where((flavour == 5) | (flavour == 4), flavour, 0)
-    jets = ak.zip(
-        {"pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass, "btag": btag,
-         "flavour": flavour}
-    )
-    order = ak.argsort(jets.pt, axis=1, ascending=False)
-    model = {
-        "layout": layout.name,
-        "jets": jets[order],
-        "electrons": _collection(events, layout, "electrons"),
-        "muons": _collection(events, layout, "muons"),
-        "met_pt": _scalar(events, layout, "met_pt"),
-        "met_phi": _scalar(events, layout, "met_phi"),
-        "weight": ak.to_numpy(_scalar(events, layout, "weight")).astype(np.float64),
-    }
-    if with_truth and has_truth(events):
-        model["genpart"] = _collection(events, layout, "genpart")
-    return model
+    def __init__(self, events, *, with_truth: bool = True):
+        self._events = events
+        self.layout = _layout_of(events)
+        self.has_truth = with_truth and has_truth(events)
+
+    @functools.cached_property
+    def jets(self) -> ak.Array:
+        jets = _collection(self._events, self.layout, "jets")
+        # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1
+        btag = (ak.values_astype(jets.btag, np.int64) & 1) != 0
+        flavour = abs(ak.values_astype(jets.flavour, np.int64))
+        flavour = ak.where((flavour == 5) | (flavour == 4), flavour, 0)
+        jets = ak.zip(
+            {"pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass, "btag": btag,
+             "flavour": flavour}
+        )
+        # the model promises pT order; most files are ordered already, so check before sorting
+        if ak.all(jets.pt[:, 1:] <= jets.pt[:, :-1]):
+            return jets
+        return jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
+
+    @functools.cached_property
+    def genpart(self) -> ak.Array | None:
+        return _collection(self._events, self.layout, "genpart") if self.has_truth else None
+
+    @functools.cached_property
+    def electrons(self) -> ak.Array:
+        return _collection(self._events, self.layout, "electrons")
+
+    @functools.cached_property
+    def muons(self) -> ak.Array:
+        return _collection(self._events, self.layout, "muons")
+
+    @functools.cached_property
+    def met_pt(self) -> ak.Array:
+        return _scalar(self._events, self.layout, "met_pt")
+
+    @functools.cached_property
+    def met_phi(self) -> ak.Array:
+        return _scalar(self._events, self.layout, "met_phi")
+
+    @functools.cached_property
+    def weight(self) -> np.ndarray:
+        return ak.to_numpy(_scalar(self._events, self.layout, "weight")).astype(np.float64)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+def event_model(events, *, with_truth: bool = True) -> EventModel:
+    """Map coffea NanoEvents of either layout onto the internal model."""
+    return EventModel(events, with_truth=with_truth)
 
 
 def higgs_bquarks(genpart: ak.Array) -> ak.Array:
     """b quarks whose mother is a Higgs boson, with ``higgs_id`` = rank of that Higgs (0, 1, 2).
 
     FORMATS.md: the b quarks from a Higgs are the entries with |pdgId| = 5 whose mother has
-    pdgId 25.
+    pdgId 25. Computed on flat numpy arrays (one pass, no per-event work).
     """
-    mother = ak.values_astype(genpart.mother, np.int64)
-    n = ak.num(genpart.pdg_id, axis=1)
-    valid_mother = (mother >= 0) & (mother < n)
-    safe_mother = ak.where(valid_mother, mother, 0)
-    mother_pdg = ak.where(valid_mother, genpart.pdg_id[safe_mother], 0)
-    is_b = (abs(genpart.pdg_id) == BOTTOM_PDG_ID) & (abs(mother_pdg) == HIGGS_PDG_ID)
-    b = genpart[is_b]
-    b_mother = safe_mother[is_b]
-    # rank of the Higgs among the event's Higgs parents: each Higgs has two b quarks, so the
-    # number of b quarks with an earlier mother, halved (robust to Higgs copies in the record)
-    pairs = ak.cartesian([b_mother, b_mother], nested=True)
-    higgs_id = ak.sum(pairs["1"] < pairs["0"], axis=2) // 2
-    return ak.zip({"pt": b.pt, "eta": b.eta, "phi": b.phi, "mass": b.mass, "higgs_id": higgs_id})
+    counts = ak.to_numpy(ak.num(genpart.pdg_id, axis=1))
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    pdg = np.abs(ak.to_numpy(ak.flatten(genpart.pdg_id)).astype(np.int64))
+    mother = ak.to_numpy(ak.flatten(genpart.mother)).astype(np.int64)
+    event = np.repeat(np.arange(len(counts)), counts)
+    valid = (mother >= 0) & (mother < counts[event])
+    mother_global = np.where(valid, starts[event] + mother, 0)
+    mother_pdg = np.where(valid, pdg[mother_global] if pdg.size else 0, 0)
+    is_b = (pdg == BOTTOM_PDG_ID) & (mother_pdg == HIGGS_PDG_ID)
+    # rank of each b quark's Higgs among the event's Higgs parents (of b quarks), in O(n):
+    # copies of a Higgs without b daughters do not count
+    is_parent = np.zeros(len(pdg), dtype=bool)
+    is_parent[mother_global[is_b]] = True
+    running = np.cumsum(is_parent)
+    before_event = np.where(starts > 0, running[np.maximum(starts - 1, 0)], 0) if len(pdg) else starts
+    b_event = event[is_b]
+    higgs_id = running[mother_global[is_b]] - 1 - before_event[b_event]
+    b_counts = np.bincount(b_event, minlength=len(counts))
+
+    def pick(field):
+        return ak.unflatten(ak.to_numpy(ak.flatten(genpart[field]))[is_b], b_counts)
+
+    return ak.zip({"pt": pick("pt"), "eta": pick("eta"), "phi": pick("phi"), "mass": pick("mass"),
+                   "higgs_id": ak.unflatten(higgs_id, b_counts)})

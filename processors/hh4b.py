@@ -68,11 +68,11 @@ class HH4bProcessor(processor.ProcessorABC):
         dataset = meta["dataset"]
         is_signal = meta.get("process") in SIGNAL_PROCESSES
         model = event_model(events, with_truth=is_signal)
-        n_in = len(model["weight"])
+        n_in = len(model)
         scale = 1.0
         if meta.get("xsec_fb") is not None and meta.get("n_generated"):
             scale = float(meta["xsec_fb"]) * self.luminosity / float(meta["n_generated"])
-        weight = model["weight"] * scale
+        weight = model.weight * scale
 
         out = {
             "histograms": book(self.binning),
@@ -80,7 +80,6 @@ class HH4bProcessor(processor.ProcessorABC):
             "events_in": {dataset: n_in},
             "sumw_in": {dataset: float(weight.sum())},
         }
-        bquarks = higgs_bquarks(model["genpart"]) if "genpart" in model else None
 
         variations = [(NOMINAL, 1.0)]
         for syst in self.systematics:
@@ -89,11 +88,11 @@ class HH4bProcessor(processor.ProcessorABC):
             wanted = self._histograms_for(variation)
             if not wanted:
                 continue
-            jets = model["jets"]
+            jets = model.jets
             if factor != 1.0:
                 jets = ak.with_field(jets, jets.pt * factor, "pt")
                 jets = ak.with_field(jets, jets.mass * factor, "mass")
-            self._fill_variation(out, dataset, variation, wanted, jets, weight, bquarks)
+            self._fill_variation(out, dataset, variation, wanted, jets, weight, model)
         return out
 
     def _histograms_for(self, variation: str) -> list[str]:
@@ -103,7 +102,7 @@ class HH4bProcessor(processor.ProcessorABC):
         base = variation.rsplit("_", 1)[0]
         return [n for n in names if base in self.histogram_systematics.get(n, ())]
 
-    def _fill_variation(self, out, dataset, variation, wanted, jets, weight, bquarks):
+    def _fill_variation(self, out, dataset, variation, wanted, jets, weight, model):
         nominal = variation == NOMINAL
         good = good_jets(jets, self.jet_pt_min, self.jet_eta_max)
         tagged = four_tag(good)
@@ -111,6 +110,8 @@ class HH4bProcessor(processor.ProcessorABC):
         w = weight[tagged]
         n_jets = ak.to_numpy(ak.num(selected.pt, axis=1))
         hists = out["histograms"]
+        # truth only where it is used: nominal jets of four-tag signal events
+        bquarks = higgs_bquarks(model.genpart[tagged]) if nominal and model.has_truth else None
 
         for label, pairer in self.pairers.items():
             result = pairer(selected)
@@ -120,9 +121,11 @@ class HH4bProcessor(processor.ProcessorABC):
             m1, m2 = cand["mass"][:, 0], cand["mass"][:, 1]
             delta_eta = np.abs(cand["eta"][:, 0] - cand["eta"][:, 1])
             xhh = x_hh(m1, m2)
+            # X_Wt only where it can still matter (after the delta-eta cut): the costly combinatorics
             xwt = np.full(len(w), np.inf)
-            if accepted.any():
-                xwt[accepted] = min_x_wt(selected[accepted], indices[accepted])
+            need_xwt = accepted & (delta_eta < c.DETA_HH_MAX)
+            if need_xwt.any():
+                xwt[need_xwt] = min_x_wt(selected[need_xwt], indices[need_xwt])
             res_pt = resonant_pt_cuts(cand["pt"][:, 0], cand["pt"][:, 1], cand["m_hh"])
             eta_ok = accepted & (delta_eta < c.DETA_HH_MAX)
             veto_ok = eta_ok & (xwt >= c.TOP_VETO_X_WT_MIN)
@@ -149,7 +152,7 @@ class HH4bProcessor(processor.ProcessorABC):
                 "h2_mass": m2,
                 "delta_eta_hh": delta_eta,
                 "x_hh": xhh,
-                "x_wt": np.where(np.isfinite(xwt), xwt, 1e9),  # no top candidate: overflow
+                "x_wt": np.where(np.isfinite(xwt), xwt, 1e9),  # no top candidate at all: overflow
             }
             for region, mask in regions.items():
                 if not mask.any():
@@ -158,6 +161,9 @@ class HH4bProcessor(processor.ProcessorABC):
                 for name in wanted:
                     if name == "m_h1_m_h2":
                         hists[name].fill(**cats, m_h1=m1[mask], m_h2=m2[mask], weight=w[mask])
+                    elif name == "x_wt":  # computed after the delta-eta cut only
+                        m = mask & need_xwt
+                        hists[name].fill(**cats, x_wt=values[name][m], weight=w[m])
                     else:
                         hists[name].fill(**cats, **{name: values[name][mask]}, weight=w[mask])
 
@@ -189,7 +195,7 @@ class HH4bProcessor(processor.ProcessorABC):
             out["cutflow"][dataset][label] = flows
 
             if bquarks is not None:
-                matched, higgs_id = match_quarks(selected, bquarks[tagged], n_higgs=2)
+                matched, higgs_id = match_quarks(selected, bquarks, n_higgs=2)
                 n_correct, full = correct_higgs_count(indices, matched, higgs_id)
                 category = np.array(JET_MULTIPLICITY_BINS)[np.clip(n_jets - 4, 0, 2)]
                 hists["pairing_truth"].fill(

@@ -1,0 +1,392 @@
+"""Tests of the sample emulation (hhcoffea.generate): format, truth, calibration, determinism."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from hhcoffea import constants as C
+from hhcoffea import generate as G
+from hhcoffea.kinematics import delta_phi, invariant_mass, to_cartesian
+
+EXPECTED_BRANCHES = {
+    "nJet": "int32",
+    "Jet_pt": "float32",
+    "Jet_eta": "float32",
+    "Jet_phi": "float32",
+    "Jet_mass": "float32",
+    "Jet_btag": "uint8",
+    "Jet_hadronFlavour": "int32",
+    "nGenPart": "int32",
+    "GenPart_pt": "float32",
+    "GenPart_eta": "float32",
+    "GenPart_phi": "float32",
+    "GenPart_mass": "float32",
+    "GenPart_pdgId": "int32",
+    "GenPart_status": "int32",
+    "GenPart_genPartIdxMother": "int32",
+    "MET_pt": "float32",
+    "MET_phi": "float32",
+    "nElectron": "int32",
+    "Electron_pt": "float32",
+    "Electron_eta": "float32",
+    "Electron_phi": "float32",
+    "Electron_charge": "int32",
+    "nMuon": "int32",
+    "Muon_pt": "float32",
+    "Muon_eta": "float32",
+    "Muon_phi": "float32",
+    "Muon_charge": "int32",
+    "genWeight": "float32",
+}
+
+
+def _read(path):
+    with uproot.open(path) as f:
+        return f["Events"].arrays(library="ak")
+
+
+@pytest.fixture(scope="module")
+def resonant_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gen") / "res500.root"
+    meta = G.generate("resonant", 20_000, path, seed=11, m_x=500.0, chunk_size=7_000)
+    return path, meta, _read(path)
+
+
+@pytest.fixture(scope="module")
+def ttbar_events():
+    return G.generate_arrays("ttbar", 12_000, seed=4)
+
+
+@pytest.fixture(scope="module")
+def qcd_events():
+    return G.generate_arrays("qcd", 30_000, seed=6)
+
+
+# --- format ----------------------------------------------------------------------------------
+def test_branches_and_dtypes(resonant_file):
+    path, meta, _ = resonant_file
+    with uproot.open(path) as f:
+        tree = f["Events"]
+        assert tree.classname.startswith("TTree")
+        assert tree.num_entries == 20_000
+        assert set(tree.keys()) == set(EXPECTED_BRANCHES)
+        arrays = tree.arrays(library="np")
+    for name, dtype in EXPECTED_BRANCHES.items():
+        values = arrays[name]
+        if values.dtype == object:  # jagged: one numpy array per event
+            values = np.concatenate(list(values[:50]))
+        assert values.dtype.newbyteorder("=") == np.dtype(dtype), name
+
+
+def test_jets_and_counters(resonant_file):
+    _, _, ev = resonant_file
+    for coll in ("Jet", "GenPart", "Electron", "Muon"):
+        assert np.array_equal(ak.to_numpy(ev[f"n{coll}"]), ak.to_numpy(ak.num(ev[f"{coll}_pt"])))
+    pt = ev.Jet_pt
+    assert ak.all(pt >= C.JET_PT_CONSIDERED)
+    assert ak.all(abs(ev.Jet_eta) < 4.5)
+    assert ak.all(pt[:, :-1] >= pt[:, 1:])  # pT-ordered
+    assert set(np.unique(ak.to_numpy(ak.flatten(ev.Jet_hadronFlavour)))) <= {0, 4, 5}
+    assert ak.all(ev.genWeight == 1.0)
+    assert ak.all(ev.MET_pt >= 0)
+    # leptons: rare but present
+    assert 0 < ak.sum(ev.nElectron) < 0.1 * len(ev)
+    assert 0 < ak.sum(ev.nMuon) < 0.1 * len(ev)
+
+
+def test_metadata_sidecar(resonant_file):
+    path, meta, _ = resonant_file
+    sidecar = json.loads(open(str(path) + ".json").read())
+    assert sidecar == meta
+    for key in ("process", "file", "n_generated", "xsec_fb", "m_x", "kappa_lambda", "working_point", "seed", "sqrt_s"):
+        assert key in meta
+    assert meta["process"] == "resonant" and meta["n_generated"] == 20_000 and meta["seed"] == 11
+    assert meta["m_x"] == 500.0 and meta["kappa_lambda"] is None
+    assert meta["working_point"] == "MV2c10_70"
+    assert meta["xsec_fb"] == pytest.approx(G.RESONANT_XSEC_TABLE[500.0])
+
+
+# --- determinism -----------------------------------------------------------------------------
+def test_deterministic_for_a_seed(tmp_path):
+    a = G.generate("nonresonant", 3_000, tmp_path / "a.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
+    b = G.generate("nonresonant", 3_000, tmp_path / "b.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
+    c = G.generate("nonresonant", 3_000, tmp_path / "c.root", seed=4, kappa_lambda=5.0, chunk_size=1_000)
+    assert a["xsec_fb"] == b["xsec_fb"]
+    ea, eb, ec = (_read(tmp_path / f"{x}.root") for x in "abc")
+    for field in ea.fields:
+        fa, fb = ak.to_numpy(ak.flatten(ea[field], axis=None)), ak.to_numpy(ak.flatten(eb[field], axis=None))
+        assert fa.tobytes() == fb.tobytes(), field
+    assert not np.array_equal(ak.to_numpy(ea.MET_pt), ak.to_numpy(ec.MET_pt))
+    assert not np.array_equal(ak.to_numpy(ak.flatten(ea.GenPart_pt)[:100]), ak.to_numpy(ak.flatten(ec.GenPart_pt)[:100]))
+
+
+def test_in_memory_matches_file(resonant_file):
+    _, _, ev = resonant_file
+    mem = G.generate_arrays("resonant", 20_000, seed=11, m_x=500.0, chunk_size=7_000)
+    assert np.array_equal(ak.to_numpy(ak.flatten(mem["Jet"].pt)), ak.to_numpy(ak.flatten(ev.Jet_pt)))
+
+
+# --- truth -----------------------------------------------------------------------------------
+def _higgs_b(gen_pdg, gen_mother):
+    mother = ak.where(gen_mother >= 0, gen_mother, 0)
+    mother_pdg = ak.where(gen_mother >= 0, gen_pdg[mother], 0)
+    return (abs(gen_pdg) == 5) & (mother_pdg == 25)
+
+
+@pytest.mark.parametrize("process", ["resonant", "nonresonant"])
+def test_signal_truth_structure(process):
+    kw = {"m_x": 800.0} if process == "resonant" else {"kappa_lambda": -3.0}
+    ev = G.generate_arrays(process, 3_000, seed=2, **kw)
+    gp = ev["GenPart"]
+    is_b = _higgs_b(gp.pdgId, gp.genPartIdxMother)
+    assert ak.all(ak.sum(is_b, axis=1) == 4)
+    assert ak.all(gp.status[is_b] == 23)
+    higgs = gp[gp.pdgId == 25]
+    assert ak.all(ak.num(higgs) == 2) and ak.all(higgs.status == 22)
+    assert np.allclose(ak.to_numpy(ak.flatten(higgs.mass)), C.HIGGS_MASS)
+    # each Higgs has exactly two b daughters, b and bbar
+    mothers = ak.to_numpy(gp.genPartIdxMother[is_b])
+    pdgs = ak.to_numpy(gp.pdgId[is_b])
+    assert np.all(mothers[:, 0] == mothers[:, 1]) and np.all(mothers[:, 2] == mothers[:, 3])
+    assert np.all(mothers[:, 0] != mothers[:, 2]) and np.all(pdgs.sum(axis=1) == 0)
+    higgs_mother = ak.to_numpy(higgs.genPartIdxMother)
+    if process == "resonant":
+        assert np.all(higgs_mother == 0)
+        assert ak.all(gp.pdgId[:, 0] == 35)
+        mx = ak.to_numpy(gp.mass[:, 0])
+        assert abs(np.median(mx) - 800.0) < 1.0 and np.percentile(abs(mx - 800.0), 90) < 5 * G.X_WIDTH
+    else:
+        assert np.all(higgs_mother == -1)
+        assert not ak.any(gp.pdgId == 35)
+
+
+def _match(quark_eta, quark_phi, jets, dr_max=C.TRUTH_MATCH_DR):
+    """Index of the closest jet to each quark (regular (n, q) arrays) and whether dR < dr_max."""
+    width = max(int(ak.max(ak.num(jets.pt))), 1)
+    pad = {f: ak.to_numpy(ak.fill_none(ak.pad_none(jets[f], width, clip=True), np.nan)) for f in ("pt", "eta", "phi", "mass")}
+    dr = np.hypot(quark_eta[:, :, None] - pad["eta"][:, None, :], delta_phi(quark_phi[:, :, None], pad["phi"][:, None, :]))
+    dr = np.where(np.isnan(dr), np.inf, dr)
+    idx = np.argmin(dr, axis=2)
+    ok = np.take_along_axis(dr, idx[:, :, None], 2)[:, :, 0] < dr_max
+    return idx, ok, pad
+
+
+def _pair_mass(pad, idx, a, b):
+    p4 = to_cartesian(pad["pt"], pad["eta"], pad["phi"], pad["mass"])
+    comps = [np.take_along_axis(c, idx[:, a : a + 1], 1)[:, 0] + np.take_along_axis(c, idx[:, b : b + 1], 1)[:, 0] for c in p4]
+    return invariant_mass(*comps)
+
+
+def test_truth_paired_higgs_masses(resonant_file):
+    """Truth pairing, candidates ordered by scalar-sum jet pT: m_h1 ~ 120, m_h2 ~ 110 (PHYSICS.md)."""
+    _, _, ev = resonant_file
+    is_b = _higgs_b(ev.GenPart_pdgId, ev.GenPart_genPartIdxMother)
+    jets = ak.zip({"pt": ev.Jet_pt, "eta": ev.Jet_eta, "phi": ev.Jet_phi, "mass": ev.Jet_mass, "flav": ev.Jet_hadronFlavour})
+    qeta = ak.to_numpy(ev.GenPart_eta[is_b]).astype(float)
+    qphi = ak.to_numpy(ev.GenPart_phi[is_b]).astype(float)
+    idx, ok, pad = _match(qeta, qphi, jets)
+    # jets matched to Higgs b quarks carry hadronFlavour 5 (but for the rare light jet that the
+    # angular smearing moves within 0.4 of a b quark whose own jet fell below threshold)
+    flav = ak.to_numpy(ak.fill_none(ak.pad_none(jets.flav, pad["pt"].shape[1], clip=True), -1))
+    assert np.mean(np.take_along_axis(flav, idx, 1)[ok] == 5) > 0.999
+    distinct = np.all(np.diff(np.sort(idx, axis=1), axis=1) > 0, axis=1)
+    jpt = np.take_along_axis(pad["pt"], idx, 1)
+    jeta = np.take_along_axis(pad["eta"], idx, 1)
+    good = ok.all(axis=1) & distinct & np.all((jpt > C.FOUR_TAG_PT_MIN) & (abs(jeta) < C.FOUR_TAG_ETA_MAX), axis=1)
+    assert good.mean() > 0.15
+    ma, mb = _pair_mass(pad, idx, 0, 1), _pair_mass(pad, idx, 2, 3)  # b's of Higgs 1, then Higgs 2
+    lead_a = jpt[:, 0] + jpt[:, 1] >= jpt[:, 2] + jpt[:, 3]
+    m1 = np.where(lead_a, ma, mb)[good]
+    m2 = np.where(lead_a, mb, ma)[good]
+    assert abs(np.median(m1) - 120.0) < 4.0, np.median(m1)
+    assert abs(np.median(m2) - 110.0) < 4.0, np.median(m2)
+    assert np.median(m1) - np.median(m2) > 5.0
+
+
+# --- b-tagging -------------------------------------------------------------------------------
+def _binomial_check(tags, n, p, n_sigma=4.0):
+    assert n > 100
+    assert abs(tags - n * p) < n_sigma * np.sqrt(n * p * (1 - p)) + 1, (tags, n, p)
+
+
+@pytest.mark.parametrize("working_point", ["MV2c10_70", "DL1r_77"])
+def test_btag_rates_per_flavour(ttbar_events, working_point):
+    ev = ttbar_events if working_point == "MV2c10_70" else G.generate_arrays("ttbar", 12_000, seed=4, working_point=working_point)
+    jets = ev["Jet"]
+    wp = C.BTAG_WORKING_POINTS[working_point]
+    central = abs(jets.eta) < G.BTAG_ETA_MAX
+    expected = {5: wp["b_efficiency"], 4: 1 / wp["c_rejection"], 0: 1 / wp["light_rejection"]}
+    for flavour, p in expected.items():
+        sel = central & (jets.hadronFlavour == flavour)
+        _binomial_check(int(ak.sum(jets.btag[sel])), int(ak.sum(sel)), p)
+    assert ak.sum(jets.btag[~central]) == 0  # no tracker, no tag
+
+
+def test_default_working_points():
+    ev_nr = G.generate_arrays("nonresonant", 4_000, seed=1)
+    b = ev_nr["Jet"][(ev_nr["Jet"].hadronFlavour == 5) & (abs(ev_nr["Jet"].eta) < 2.5)]
+    _binomial_check(int(ak.sum(b.btag)), int(ak.count(b.btag)), C.BTAG_WORKING_POINTS["DL1r_77"]["b_efficiency"])
+
+
+# --- nonresonant -----------------------------------------------------------------------------
+def test_nonresonant_xsec_is_quadratic_and_normalised():
+    assert G.nonresonant_xsec(1.0) == pytest.approx(C.GGF_HH_XSEC_SM_13TEV, rel=1e-12)
+    k = np.array([-7.0, -1.0, 0.0, 2.5, 4.0, 12.0])
+    c0, c1, c2 = G.nonresonant_xsec_coefficients()
+    assert np.allclose(G.nonresonant_xsec(k), c0 + c1 * k + c2 * k * k, rtol=1e-12)
+    # three basis points determine every other value exactly
+    basis = np.array([0.0, 1.0, 5.0])
+    coeffs = np.polyfit(basis, G.nonresonant_xsec(basis), 2)
+    assert np.allclose(np.polyval(coeffs, k), G.nonresonant_xsec(k), rtol=1e-9)
+    k_min = -c1 / (2 * c2)
+    assert 1.8 <= k_min <= 2.8
+    assert k_min == pytest.approx(G.NONRESONANT_XSEC_MINIMUM, abs=2e-3)
+    assert G.nonresonant_xsec(k_min) < G.nonresonant_xsec(k_min - 0.3)
+    assert G.nonresonant_xsec(k_min) < G.nonresonant_xsec(k_min + 0.3)
+    assert c2 > 0 and c1 < 0
+
+
+def test_nonresonant_metadata_xsec(tmp_path):
+    meta = G.generate("nonresonant", 200, tmp_path / "nr.root", kappa_lambda=3.0)
+    assert meta["xsec_fb"] == pytest.approx(G.nonresonant_xsec(3.0) * C.BR_HH_4B)
+    assert meta["kappa_lambda"] == 3.0 and meta["m_x"] is None and meta["working_point"] == "DL1r_77"
+
+
+def test_mhh_density_morphs_exactly():
+    m = np.linspace(260.0, 1200.0, 50)
+    d = {k: G.mhh_density(m, k) for k in (0.0, 1.0, 5.0, 2.0)}
+    # d(k) = d0 (1-k)(5-k)/5 + d1 k(5-k)/4 + d5 k(k-1)/20  (Lagrange basis on 0, 1, 5)
+    k = 2.0
+    morphed = d[0.0] * (1 - k) * (5 - k) / 5 + d[1.0] * k * (5 - k) / 4 + d[5.0] * k * (k - 1) / 20
+    assert np.allclose(morphed, d[2.0], rtol=1e-9, atol=1e-12)
+    # density integrates to the cross section
+    grid = np.linspace(2 * C.HIGGS_MASS, G.MHH_GRID_MAX, 200_001)
+    assert np.trapezoid(G.mhh_density(grid, 1.0), grid) == pytest.approx(31.05, rel=1e-3)
+
+
+def test_mhh_shapes():
+    rng = np.random.default_rng(0)
+    sm = G.sample_mhh(rng, 200_000, 1.0)
+    k5 = G.sample_mhh(rng, 200_000, 5.0)
+    assert sm.min() >= 2 * C.HIGGS_MASS
+    h, edges = np.histogram(sm, bins=np.arange(250.0, 1500.0, 20.0))
+    peak = 0.5 * (edges[np.argmax(h)] + edges[np.argmax(h) + 1])
+    assert 300.0 <= peak <= 500.0
+    # kappa = 5: the triangle dominates, the spectrum piles up at threshold
+    assert np.median(k5) < np.median(sm) - 100.0
+    h5, _ = np.histogram(k5, bins=edges)
+    assert np.argmax(h5) < np.argmax(h)
+    # the generated events carry it: truth m_hh of the two Higgs bosons
+    ev = G.generate_arrays("nonresonant", 5_000, seed=9, kappa_lambda=1.0)
+    h_ = ev["GenPart"][ev["GenPart"].pdgId == 25]
+    p = [ak.to_numpy(x) for x in (h_.pt, h_.eta, h_.phi, h_.mass)]
+    px, py, pz, e = to_cartesian(*p)
+    mhh = invariant_mass(px.sum(1), py.sum(1), pz.sum(1), e.sum(1))
+    assert abs(np.median(mhh) - np.median(sm)) < 20.0
+
+
+# --- backgrounds -----------------------------------------------------------------------------
+def test_qcd_m4j_turns_on_above_150(qcd_events):
+    jets = qcd_events["Jet"]
+    gp = qcd_events["GenPart"]
+    # b quarks of the hard process: |pdgId| 5, status 23, no mother
+    hard_b = (abs(gp.pdgId) == 5) & (gp.status == 23)
+    assert ak.all(ak.sum(hard_b, axis=1) == 4) and ak.all(gp.genPartIdxMother[hard_b] == -1)
+    # four-jet mass of the four leading central jets with pT > 40 (flavour-blind: more statistics)
+    good = jets[(jets.pt > C.FOUR_TAG_PT_MIN) & (abs(jets.eta) < C.FOUR_TAG_ETA_MAX)]
+    four = good[ak.num(good) >= 4][:, :4]
+    px, py, pz, e = to_cartesian(*(ak.to_numpy(four[f]) for f in ("pt", "eta", "phi", "mass")))
+    m4j = invariant_mass(px.sum(1), py.sum(1), pz.sum(1), e.sum(1))
+    assert len(m4j) > 1000
+    assert np.mean(m4j < 150.0) < 0.01
+    counts, _ = np.histogram(m4j, bins=[150, 200, 250, 300, 350])
+    assert counts[0] < counts[1] < counts[2]  # a gradual turn-on, not a step
+    assert 250.0 < np.median(m4j) < 550.0
+
+
+def test_qcd_four_tag_calibration(qcd_events):
+    eff = G.four_tag_mask(qcd_events["Jet"]).mean()
+    n = len(qcd_events["MET_pt"])
+    err = np.sqrt(eff * (1 - eff) / n)
+    assert abs(eff - G.QCD_FOUR_TAG_EFFICIENCY) < 4 * err
+    assert G.QCD_XSEC_FB * G.QCD_FOUR_TAG_EFFICIENCY == pytest.approx(C.QCD_4B_XSEC_AFTER_FOUR_TAG)
+
+
+def test_resonant_four_tag_calibration(resonant_file):
+    _, meta, ev = resonant_file
+    jets = ak.zip({"pt": ev.Jet_pt, "eta": ev.Jet_eta, "btag": ev.Jet_btag})
+    n = meta["n_generated"]
+    eff = G.four_tag_mask(jets).mean()
+    accepted = meta["xsec_fb"] * eff
+    err = meta["xsec_fb"] * np.sqrt(eff * (1 - eff) / n)
+    assert abs(accepted - C.RESONANT_XSEC_AFTER_FOUR_TAG[500.0]) < 4 * err
+    assert G.resonant_xsec(1000.0) * G.RESONANT_FOUR_TAG_EFFICIENCY[1000.0] == pytest.approx(0.081, rel=1e-3)
+    # log interpolation between table points, falling with mass
+    x = G.resonant_xsec(np.array([500.0, 550.0, 600.0]))
+    assert x[1] == pytest.approx(np.sqrt(x[0] * x[2]), rel=1e-9)
+    assert np.all(np.diff(G.resonant_xsec(np.linspace(260.0, 4000.0, 40))) < 0)
+
+
+def test_ttbar_truth_and_w_mass(ttbar_events):
+    gp = ttbar_events["GenPart"]
+    pdg = ak.to_numpy(gp.pdgId[:, :10])
+    mother = ak.to_numpy(gp.genPartIdxMother[:, :10])
+    assert np.all(pdg[:, :6] == [6, -6, 24, -24, 5, -5])
+    assert np.all(mother == [-1, -1, 0, 1, 0, 1, 2, 2, 3, 3])
+    # W+ -> up-type + anti-down-type; W -> cs about half the time
+    assert np.all(np.isin(pdg[:, 6], [2, 4])) and np.all(np.isin(pdg[:, 7], [-1, -3]))
+    assert np.all(np.isin(pdg[:, 8], [-2, -4])) and np.all(np.isin(pdg[:, 9], [1, 3]))
+    assert 0.45 < np.mean(pdg[:, 6] == 4) < 0.55
+    # reconstructed mass of the two jets matched to the W+ quarks
+    qeta = ak.to_numpy(gp.eta[:, 6:8]).astype(float)
+    qphi = ak.to_numpy(gp.phi[:, 6:8]).astype(float)
+    idx, ok, pad = _match(qeta, qphi, ttbar_events["Jet"])
+    good = ok.all(axis=1) & (idx[:, 0] != idx[:, 1])
+    assert good.mean() > 0.3
+    m_w = _pair_mass(pad, idx, 0, 1)[good]
+    assert abs(np.median(m_w) - 80.0) < 5.0, np.median(m_w)
+    # jets from c quarks carry hadronFlavour 4
+    flav = ak.to_numpy(ak.fill_none(ak.pad_none(ttbar_events["Jet"].hadronFlavour, pad["pt"].shape[1], clip=True), -1))
+    c_jet = np.take_along_axis(flav, idx, 1)[:, 0][good & (pdg[:, 6] == 4)]
+    assert np.mean(c_jet >= 4) > 0.95
+
+
+# --- arguments and CLI -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        (("zprime", 10), {}, "unknown process"),
+        (("resonant", 10), {}, "needs m_x"),
+        (("resonant", 10), {"m_x": 200.0}, "m_x must lie"),
+        (("qcd", 10), {"m_x": 500.0}, "only applies"),
+        (("resonant", 10), {"m_x": 500.0, "kappa_lambda": 1.0}, "only applies"),
+        (("nonresonant", 10), {"kappa_lambda": float("nan")}, "finite"),
+        (("qcd", 10), {"working_point": "DL1r_60"}, "working point"),
+        (("qcd", 0), {}, "positive integer"),
+        (("qcd", 10), {"chunk_size": 0}, "positive integer"),
+        (("qcd", 10), {"seed": 1.5}, "seed must be an integer"),
+    ],
+)
+def test_bad_arguments(tmp_path, args, kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        G.generate(args[0], args[1], tmp_path / "x.root", **kwargs)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "x.root").exists()
+
+
+def test_cli(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    G.add_arguments(parser)
+    out = tmp_path / "cli.root"
+    args = parser.parse_args(["resonant", "--m-x", "700", "-n", "500", "-o", str(out), "--seed", "1"])
+    assert G.main(args) == 0
+    meta = json.loads((tmp_path / "cli.root.json").read_text())
+    assert meta["m_x"] == 700.0 and meta["n_generated"] == 500 and meta["seed"] == 1
+    assert _read(out).nJet.type.length == 500
+    assert "cli.root" in capsys.readouterr().out
