@@ -196,7 +196,18 @@ class EventModel:
 
     @functools.cached_property
     def jets(self) -> ak.Array:
+        """All jets: pt, eta, phi, mass, btag (bool), flavour (5, 4, 0), pT-ordered."""
+        return self.jets_of(None)
+
+    def jets_of(self, mask: np.ndarray | None) -> ak.Array:
+        """The jets of the events in ``mask`` (all if None), in the model's form.
+
+        A processor that preselects on flat columns (:meth:`jet_column`) builds the jagged
+        records only for the few events it keeps.
+        """
         jets = _collection(self._events, self.layout, "jets")
+        if mask is not None:
+            jets = jets[mask]
         # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1
         btag = (ak.values_astype(jets.btag, np.int64) & 1) != 0
         flavour = abs(ak.values_astype(jets.flavour, np.int64))
@@ -209,6 +220,23 @@ class EventModel:
         if ak.all(jets.pt[:, 1:] <= jets.pt[:, :-1]):
             return jets
         return jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
+
+    @functools.cached_property
+    def jet_offsets(self) -> np.ndarray:
+        """Offsets ``(n + 1,)`` of the flat jet columns."""
+        coll, fields = self.layout.collections["jets"]
+        counts = ak.to_numpy(ak.num(_source(self._events, self.layout, coll, fields["pt"]), axis=1))
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return offsets
+
+    def jet_column(self, field: str) -> np.ndarray:
+        """One jet field of all events as a flat numpy array (file order; ``btag`` as bool)."""
+        coll, fields = self.layout.collections["jets"]
+        flat = ak.to_numpy(ak.flatten(_source(self._events, self.layout, coll, fields[field]), axis=1))
+        if field == "btag":
+            return (flat.astype(np.int64) & 1) != 0
+        return flat
 
     @functools.cached_property
     def genpart(self) -> ak.Array | None:

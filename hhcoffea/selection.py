@@ -22,6 +22,15 @@ def four_tag(jets: ak.Array, n_required: int = c.FOUR_TAG_N_BJETS) -> np.ndarray
     return ak.to_numpy(ak.sum(jets.btag, axis=1) >= n_required)
 
 
+def four_tag_flat(offsets, pt, eta, btag, pt_min: float = c.FOUR_TAG_PT_MIN,
+                  eta_max: float = c.FOUR_TAG_ETA_MAX, n_required: int = c.FOUR_TAG_N_BJETS) -> np.ndarray:
+    """The four-tag cut on flat jet columns (``offsets`` ``(n+1,)``): cheap on every event, so the
+    jagged jets need building only for the few events that pass."""
+    tagged = (pt > pt_min) & (np.abs(eta) < eta_max) & btag
+    running = np.concatenate([[0], np.cumsum(tagged, dtype=np.int64)])
+    return (running[offsets[1:]] - running[offsets[:-1]]) >= n_required
+
+
 def x_hh(m_h1, m_h2):
     """Signal-region discriminant X_hh (PHYSICS.md "Cut-based selection")."""
     return np.hypot(
@@ -42,27 +51,41 @@ def min_x_wt(jets: ak.Array, higgs_jet_indices: np.ndarray, max_jets: int = 10) 
 
     W candidates: every pair of jets in ``jets`` (good jets, pT > 40, |eta| < 2.5); a top candidate
     adds one jet of the Higgs candidates that is not in the W. Only the ``max_jets`` leading jets
-    are combined (10 covers all but a handful of events; the jets are pT-ordered).
+    are combined (10 covers all but a handful of events; the jets are pT-ordered). Events are
+    grouped by jet multiplicity so that each group's combinatorics has no padding.
     """
     n = len(jets)
-    width = int(min(max_jets, max(int(ak.max(ak.num(jets.pt, axis=1), initial=0)), 2)))
-    local = np.arange(width)[None, :].repeat(n, axis=0)
-    counts = ak.to_numpy(ak.num(jets.pt, axis=1))
-    index = np.where(local < counts[:, None], local, -1)
-    block = gather(jets, index)
+    result = np.full(n, np.inf)
+    if n == 0:
+        return result
+    counts = np.minimum(ak.to_numpy(ak.num(jets.pt, axis=1)), max_jets)
+    hc = higgs_jet_indices.reshape(n, -1)  # (n, 2 n_higgs) jet indices of the Higgs candidates
+    widest = int(counts.max())
+    block = gather(jets, np.broadcast_to(np.arange(widest), (n, widest)))  # NaN beyond each count
+    hc_block = gather(jets, hc)
+    for width in np.unique(counts):  # at most max_jets groups, each vectorised over its events
+        if width < 3:
+            continue
+        rows = np.flatnonzero(counts == width)
+        result[rows] = _min_x_wt_block(
+            {k: v[rows, :width] for k, v in block.items()}, {k: v[rows] for k, v in hc_block.items()}, hc[rows]
+        )
+    return result
+
+
+def _min_x_wt_block(block: dict, hc_block: dict, hc: np.ndarray) -> np.ndarray:
+    width = block["pt"].shape[1]
     px, py, pz, e = to_cartesian(block["pt"], block["eta"], block["phi"], block["mass"])
     first, second = np.triu_indices(width, k=1)
-    wpx, wpy, wpz, we = (a[:, first] + a[:, second] for a in (px, py, pz, e))  # (n, P)
+    wpx, wpy, wpz, we = (a[:, first] + a[:, second] for a in (px, py, pz, e))  # (m, P)
     m_w = invariant_mass(wpx, wpy, wpz, we)
-    hc = higgs_jet_indices.reshape(n, -1)  # (n, 2 n_higgs) jet indices of the Higgs candidates
-    hc_block = gather(jets, hc)
     bpx, bpy, bpz, be = to_cartesian(hc_block["pt"], hc_block["eta"], hc_block["phi"], hc_block["mass"])
     m_t = invariant_mass(
         wpx[:, :, None] + bpx[:, None, :],
         wpy[:, :, None] + bpy[:, None, :],
         wpz[:, :, None] + bpz[:, None, :],
         we[:, :, None] + be[:, None, :],
-    )  # (n, P, 2 n_higgs)
+    )  # (m, P, 2 n_higgs)
     in_w = (hc[:, None, :] == first[None, :, None]) | (hc[:, None, :] == second[None, :, None])
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.hypot(
@@ -70,10 +93,7 @@ def min_x_wt(jets: ak.Array, higgs_jet_indices: np.ndarray, max_jets: int = 10) 
             (m_t - c.TOP_VETO_TOP_MASS) / (c.TOP_VETO_RESOLUTION * m_t),
         )
     usable = ~in_w & (hc[:, None, :] >= 0) & np.isfinite(x)
-    x = np.where(usable, x, np.inf)
-    if x.size == 0:
-        return np.full(n, np.inf)
-    return x.reshape(n, -1).min(axis=1)
+    return np.where(usable, x, np.inf).reshape(len(x), -1).min(axis=1)
 
 
 def higgs_candidates(jets: ak.Array, higgs_jet_indices: np.ndarray) -> dict:
@@ -109,6 +129,7 @@ def higgs_candidates(jets: ak.Array, higgs_jet_indices: np.ndarray) -> dict:
 __all__ = [
     "all_pairings",
     "four_tag",
+    "four_tag_flat",
     "good_jets",
     "higgs_candidates",
     "min_x_wt",

@@ -14,7 +14,7 @@ from hhcoffea import constants as c
 from hhcoffea.events import event_model, higgs_bquarks
 from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
 from hhcoffea.pairing import Pairer, order_by_scalar_pt
-from hhcoffea.selection import four_tag, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
+from hhcoffea.selection import four_tag_flat, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
 from hhcoffea.truth import correct_higgs_count, match_quarks
 
 #: cutflow steps per analysis, in order (PHYSICS.md "Cut-based selection")
@@ -88,11 +88,14 @@ class HH4bProcessor(processor.ProcessorABC):
             wanted = self._histograms_for(variation)
             if not wanted:
                 continue
-            jets = model.jets
+            # four-tag on flat columns for every event; jagged jets only for the events that pass
+            tagged = four_tag_flat(model.jet_offsets, model.jet_column("pt") * factor, model.jet_column("eta"),
+                                   model.jet_column("btag"), self.jet_pt_min, self.jet_eta_max)
+            jets = model.jets_of(tagged)
             if factor != 1.0:
                 jets = ak.with_field(jets, jets.pt * factor, "pt")
                 jets = ak.with_field(jets, jets.mass * factor, "mass")
-            self._fill_variation(out, dataset, variation, wanted, jets, weight, model)
+            self._fill_variation(out, dataset, variation, wanted, jets, tagged, weight, model)
         return out
 
     def _histograms_for(self, variation: str) -> list[str]:
@@ -102,11 +105,10 @@ class HH4bProcessor(processor.ProcessorABC):
         base = variation.rsplit("_", 1)[0]
         return [n for n in names if base in self.histogram_systematics.get(n, ())]
 
-    def _fill_variation(self, out, dataset, variation, wanted, jets, weight, model):
+    def _fill_variation(self, out, dataset, variation, wanted, jets, tagged, weight, model):
+        """``jets``: the jets of the four-tag events (``tagged``) with this variation applied."""
         nominal = variation == NOMINAL
-        good = good_jets(jets, self.jet_pt_min, self.jet_eta_max)
-        tagged = four_tag(good)
-        selected = good[tagged]
+        selected = good_jets(jets, self.jet_pt_min, self.jet_eta_max)
         w = weight[tagged]
         n_jets = ak.to_numpy(ak.num(selected.pt, axis=1))
         hists = out["histograms"]

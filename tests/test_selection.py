@@ -144,3 +144,16 @@ def test_truth_correctness_counts():
     n_correct, full = correct_higgs_count(pairing, matched, hid)
     assert n_correct.tolist() == [2, 0, 1]
     assert full.tolist() == [True, True, False]
+
+
+def test_four_tag_flat_matches_jagged():
+    from hhcoffea.selection import four_tag_flat
+
+    jets = random_jets(3000, seed=21, n_min=0, n_max=9)
+    jets = ak.with_field(jets, jets.pt - 25.0, "pt")  # put some jets below 40 GeV
+    counts = ak.to_numpy(ak.num(jets.pt))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    flat = {f: ak.to_numpy(ak.flatten(jets[f])) for f in ("pt", "eta", "btag")}
+    got = four_tag_flat(offsets, flat["pt"], flat["eta"], flat["btag"])
+    expected = four_tag(good_jets(jets))
+    assert got.tolist() == expected.tolist() and 0 < got.sum() < len(got)
