@@ -37,9 +37,9 @@ def test_inspect_detects_nanoaod(nano_file):
 def test_both_layouts_give_the_same_event_model(toy, nano_file):
     nano = event_model(nano_events(nano_file))
     delphes = event_model(events_from_arrays(delphes_arrays(toy), {"dataset": "toy"}))
-    assert nano["layout"] == "nanoaod" and delphes["layout"] == "delphes"
+    assert nano.layout.name == "nanoaod" and delphes.layout.name == "delphes"
     for key in ("jets", "electrons", "muons", "genpart"):
-        a, b = nano[key], delphes[key]
+        a, b = getattr(nano, key), getattr(delphes, key)
         assert ak.all(ak.num(a, axis=1) == ak.num(b, axis=1))
         for field in a.fields:
             np.testing.assert_allclose(
@@ -48,21 +48,21 @@ def test_both_layouts_give_the_same_event_model(toy, nano_file):
                 err_msg=f"{key}.{field}",
             )
     for key in ("met_pt", "met_phi", "weight"):
-        np.testing.assert_allclose(nano[key], delphes[key], rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(getattr(nano, key)), np.asarray(getattr(delphes, key)), rtol=1e-6)
 
 
 def test_jets_are_pt_ordered_and_btag_is_bit_zero(toy):
     model = event_model(events_from_arrays(delphes_arrays(toy)))
-    pt = model["jets"].pt
+    pt = model.jets.pt
     assert ak.all(pt[:, 1:] <= pt[:, :-1])
     # the toy's BTag always has bit 1 set; only bit 0 (the card's working point) counts
-    n_tagged = ak.sum(model["jets"].btag)
+    n_tagged = ak.sum(model.jets.btag)
     assert n_tagged == int(toy["jets"][1]["btag"].sum())
-    assert set(np.unique(ak.to_numpy(ak.flatten(model["jets"].flavour)))) <= {0, 4, 5}
+    assert set(np.unique(ak.to_numpy(ak.flatten(model.jets.flavour)))) <= {0, 4, 5}
 
 
 def test_higgs_bquarks_carry_their_parent(toy, nano_file):
-    b = higgs_bquarks(event_model(nano_events(nano_file))["genpart"])
+    b = higgs_bquarks(event_model(nano_events(nano_file)).genpart)
     assert ak.all(ak.num(b, axis=1) == 4)
     # toy: quarks 2,3 from Higgs 0 and quarks 4,5 from Higgs 1
     assert ak.to_list(b.higgs_id[0]) == [0, 0, 1, 1]
@@ -111,4 +111,4 @@ def test_truth_is_optional(toy, tmp_path):
     info = inspect_file(path)
     assert info.has_truth is False
     model = event_model(nano_events(path))
-    assert "genpart" not in model and len(model["weight"]) == 1500
+    assert model.genpart is None and len(model.weight) == 1500
