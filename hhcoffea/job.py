@@ -57,8 +57,8 @@ class Job:
         return self.path.parent
 
     def resolve(self, relative: str | Path) -> Path:
-        p = Path(relative)
-        return p if p.is_absolute() else (self.base / p)
+        p = Path(relative).expanduser()
+        return (p if p.is_absolute() else self.base / p).resolve()
 
     @property
     def output(self) -> Path:

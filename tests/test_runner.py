@@ -162,7 +162,7 @@ def test_cli_quick_run_writes_outputs_and_provenance(tmp_path, sample_dir):
     out = tmp_path / "out"
     for name in ("histograms.pkl", "histograms.root", "cutflow.json", "cutflow.md", "pairing_efficiency.md",
                  "metadata.json", "provenance/job.yaml", "provenance/versions.json", "provenance/git.json",
-                 "provenance/inputs.json", "plots/m_hh_signal_min_dr.png"):
+                 "provenance/inputs.json", "plots/m_hh_signal_min_dr_MV2c10_70.png"):
         assert (out / name).exists(), name
     assert (out / "provenance/job.yaml").read_text() == (tmp_path / "job.yaml").read_text()
     inputs = json.loads((out / "provenance/inputs.json").read_text())
