@@ -121,13 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="write emulated NanoAOD-like samples")
-    try:  # TEMP-DEV
-        from . import generate
+    from . import generate
 
-        generate.add_arguments(gen)
-        gen.set_defaults(func=generate.main)
-    except ImportError:
-        pass
+    generate.add_arguments(gen)
+    gen.set_defaults(func=generate.main)
 
     plug = sub.add_parser("plugins", help="list registered pairers and scorers")
     plug.set_defaults(func=cmd_plugins)
@@ -137,13 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     insp.set_defaults(func=cmd_inspect)
 
     lim = sub.add_parser("limits", help="pyhf workspaces, CLs limits and kappa_lambda scans from a job's histograms")
-    try:  # TEMP-DEV
-        from .stats import cli as stats_cli
+    from .stats import cli as stats_cli
 
-        stats_cli.add_arguments(lim)
-        lim.set_defaults(func=stats_cli.main)
-    except ImportError:
-        pass
+    stats_cli.add_arguments(lim)
+    lim.set_defaults(func=stats_cli.main)
     return parser
 
 

@@ -200,6 +200,7 @@ def build_workspace(
     lumi_uncertainty: float,
     measurement: str = "hh4b",
     poi_bounds: tuple[float, float] | None = None,
+    validate: bool = True,
 ) -> dict:
     """A workspace spec from ``{channel: [sample dicts]}`` and ``{channel: observed counts}``.
 
@@ -224,7 +225,8 @@ def build_workspace(
         "measurements": [{"name": measurement, "config": {"poi": POI_NAME, "parameters": params}}],
         "version": "1.0.0",
     }
-    pyhf.Workspace(spec)  # validates against the schema
+    if validate:
+        pyhf.Workspace(spec)  # validates against the schema
     return spec
 
 
@@ -301,3 +303,74 @@ def poi_upper_bound(signal: np.ndarray, background: np.ndarray, margin: float = 
         return 1e6
     guess = 1.96 / math.sqrt(info)
     return float(max(10.0, margin * guess))
+
+
+@dataclass
+class Sample:
+    """A named template with its systematics."""
+
+    name: str
+    template: Template
+    systematics: SampleSystematics
+
+    def spec(self, *, poi: bool = False) -> dict:
+        return sample_spec(self.name, self.template, self.systematics, poi=poi)
+
+    def scaled(self, factor: float) -> Sample:
+        return Sample(self.name, self.template.scaled(factor), self.systematics)
+
+
+@dataclass
+class Channels:
+    """The background side of the likelihood: ``{channel (region): [background samples]}``."""
+
+    backgrounds: dict[str, list[Sample]]
+    lumi_uncertainty: float
+
+    def scaled(self, factor: float) -> Channels:
+        """All yields times ``factor`` (a luminosity change)."""
+        return Channels({ch: [s.scaled(factor) for s in ss] for ch, ss in self.backgrounds.items()}, self.lumi_uncertainty)
+
+    def total(self, channel: str) -> np.ndarray:
+        return np.sum([s.template.yields for s in self.backgrounds[channel]], axis=0)
+
+    def background_only(self, observations: Mapping[str, Sequence[float]]) -> dict:
+        """The background-only workspace spec (POI ``mu`` named, added by the signal patches)."""
+        chans = {ch: [s.spec() for s in ss] for ch, ss in self.backgrounds.items()}
+        return build_workspace(chans, observations, lumi_uncertainty=self.lumi_uncertainty)
+
+    def with_signal(
+        self, observations: Mapping[str, Sequence[float]], signal: Mapping[str, Sample], *, validate: bool = True
+    ) -> dict:
+        """The full workspace spec with ``signal`` (per channel) scaled by ``mu``."""
+        chans = {ch: [s.spec() for s in ss] + [signal[ch].spec(poi=True)] for ch, ss in self.backgrounds.items()}
+        return build_workspace(
+            chans,
+            observations,
+            lumi_uncertainty=self.lumi_uncertainty,
+            poi_bounds=(0.0, self.poi_bound(signal)),
+            validate=validate,
+        )
+
+    def poi_bound(self, signal: Mapping[str, Sample]) -> float:
+        s = np.concatenate([signal[ch].template.yields for ch in self.backgrounds])
+        b = np.concatenate([self.total(ch) for ch in self.backgrounds])
+        return poi_upper_bound(s, b)
+
+    def signal_patch(self, workspace: Mapping, signal: Mapping[str, Sample]) -> list[dict]:
+        return signal_patch(
+            workspace, {ch: signal[ch].spec(poi=True) for ch in self.backgrounds}, poi_bounds=(0.0, self.poi_bound(signal))
+        )
+
+    def asimov(self, signal: Mapping[str, Sample] | None = None, mu: float = 0.0) -> dict[str, np.ndarray]:
+        """Nominal expectation (nuisance parameters at their nominal values): B + mu * S."""
+        out = {}
+        for ch in self.backgrounds:
+            y = self.total(ch)
+            if signal is not None and mu != 0.0:
+                y = y + mu * signal[ch].template.yields
+            out[ch] = y
+        return out
+
+
+__all__ += ["Sample", "Channels", "poi_upper_bound"]
