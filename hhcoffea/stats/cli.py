@@ -11,10 +11,12 @@ The job file's ``statistics:`` section (all keys optional unless marked)::
       background_sqrt_s_factor: 1.0 # backgrounds keep their 13 TeV cross sections unless set (see below)
       backgrounds: [qcd, ttbar]     # REQUIRED: background dataset names (default of both analyses)
       resonant: [X_500, X_1000]     # resonant signal datasets, one patch per m_X (m_x from metadata);
-                                    #   or {datasets: [...], backgrounds: [...]} to override backgrounds
+                                    #   or {datasets: [...], backgrounds: [...], regions: [...]} to
+                                    #   override the backgrounds or regions of this analysis
       nonresonant:
         basis: [hh_kl1, hh_kl5, hh_kl10]        # exactly three datasets at distinct kappa_lambda
         backgrounds: [qcd_dl1r, ttbar_dl1r]     # optional override (e.g. another b-tag working point)
+        regions: [signal]                       # optional override of the regions
         kappa_lambda: {start: -6, stop: 14, num: 81}   # the grid (or an explicit list)
         hypothesis: {kappa_lambda: 1.0, mu: 1.0}       # Asimov hypothesis of the kappa analyses
         check: hh_kl3               # optional fourth sample: morphing closure (chi2) in the summary
@@ -80,6 +82,10 @@ __all__ = ["add_arguments", "main", "run_statistics", "run_statistics_for_job", 
 SIGNAL = "signal"
 
 
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value)
+
+
 # ---------------------------------------------------------------------- configuration
 class StatisticsConfig:
     """The parsed ``statistics:`` section (see the module docstring)."""
@@ -108,10 +114,13 @@ class StatisticsConfig:
         if isinstance(res, Mapping):
             self.resonant = list(res.get("datasets") or [])
             self.resonant_backgrounds = list(res.get("backgrounds") or self.backgrounds)
+            self.resonant_regions = _as_list(res.get("regions") or self.regions)
         else:
             self.resonant = list(res)
             self.resonant_backgrounds = self.backgrounds
+            self.resonant_regions = self.regions
         nr = cfg.get("nonresonant") or {}
+        self.nonresonant_regions = _as_list(nr.get("regions") or self.regions)
         self.nonresonant_backgrounds = list(nr.get("backgrounds") or self.backgrounds)
         self.basis = list(nr.get("basis") or [])
         if self.basis and len(self.basis) != 3:
@@ -414,7 +423,9 @@ def run_statistics(config: dict, histograms: dict, metadata: dict, output_dir: p
     """
     t0 = time.perf_counter()
     cfg = StatisticsConfig(config, metadata)
-    inp = _Inputs(cfg, histograms, metadata)
+    # each analysis reads its own signal regions (e.g. the resonant one adds the pT cuts)
+    inp_res = _Inputs(cfg, histograms, metadata, regions=cfg.resonant_regions) if cfg.resonant else None
+    inp = _Inputs(cfg, histograms, metadata, regions=cfg.nonresonant_regions) if cfg.basis else None
     root = pathlib.Path(output_dir) / "statistics"
     root.mkdir(parents=True, exist_ok=True)
     summary: dict = {"luminosities": {}, "files": []}
@@ -424,7 +435,7 @@ def run_statistics(config: dict, histograms: dict, metadata: dict, output_dir: p
         out.mkdir(exist_ok=True)
         entry: dict = {}
         if cfg.resonant:
-            res = _resonant(inp, scale, lumi, out)
+            res = _resonant(inp_res, scale, lumi, out)
             entry["resonant"] = {
                 "data": res["data"],
                 "xsec_limits_fb": {
