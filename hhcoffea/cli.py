@@ -145,12 +145,13 @@ def main(argv=None) -> int:
     from .io import InputError
     from .job import JobError
     from .registry import PluginNotFoundError
+    from .stats.workspace import MissingInputError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (InputError, JobError, PluginNotFoundError, ValueError) as err:
+    except (InputError, JobError, PluginNotFoundError, MissingInputError, ValueError) as err:
         print(f"hhcoffea {args.command}: error: {err}", file=sys.stderr)
         return 2
 

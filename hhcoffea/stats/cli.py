@@ -511,7 +511,7 @@ def run_statistics_for_job(job, console=None) -> dict:
     summary = run_statistics(dict(job.config.get("statistics") or {}), histograms, metadata, out)
     text = format_summary(summary)
     if console is not None:
-        console.print(text)
+        console.print(text, markup=False)  # "[fb]" and "[lo, hi]" are text, not rich markup
     return summary
 
 
@@ -537,33 +537,32 @@ def format_summary(summary: dict) -> str:
                 f"observed {iv(k['cls_observed'])}; profile likelihood {iv(k['profile'])}"
             )
     if "equivalent_luminosity" in summary:
-        for method, v in summary["equivalent_luminosity"].items():
+        eq = summary["equivalent_luminosity"]
+        for method, v in eq.items():
             if isinstance(v, dict) and "equivalent_luminosity_fb" in v:
-                lines.append(f"equivalent luminosity ({method}): {v['equivalent_luminosity_fb']}")
+                lumi = v["equivalent_luminosity_fb"]
+                width = v["delta_kappa_lambda"]
+                lines.append(
+                    f"equivalent luminosity ({method}): the baseline ({eq['baseline']['pairer']}) needs "
+                    + ("no luminosity in the searched range" if lumi is None else f"{lumi:.0f} fb-1")
+                    + f" to reach the Delta kappa_lambda "
+                    + ("(open interval)" if width is None else f"{width:.2f}")
+                    + f" of this selection at {eq['luminosity_fb']:g} fb-1"
+                )
     return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> int:
-    job_path = pathlib.Path(args.job)
-    job = yaml.safe_load(job_path.read_text()) or {}
-    config = dict(job.get("statistics") or {})
+    from ..job import load_job
+
+    job = load_job(args.job)
     if args.luminosity:
-        config["luminosity"] = list(args.luminosity)
-    out = args.output or pathlib.Path(job.get("output", "output"))
-    if not out.is_absolute() and not out.exists() and (job_path.parent / out).exists():
-        out = job_path.parent / out
-    histograms, metadata = _load_outputs(out)
-    summary = run_statistics(config, histograms, metadata, out)
-    print(format_summary(summary))
-    print(f"outputs: {out / 'statistics'}")
+        job.config.setdefault("statistics", {})
+        job.config["statistics"] = dict(job.config["statistics"] or {}, luminosity=list(args.luminosity))
+    if args.output:
+        job.config["output"] = str(pathlib.Path(args.output).resolve())
+    if not job.config.get("statistics"):
+        raise MissingInputError(f"{args.job}: the job file has no 'statistics:' section")
+    print(format_summary(run_statistics_for_job(job, console=None)))
+    print(f"outputs: {job.output / 'statistics'}")
     return 0
-
-
-def _cli() -> int:  # python -m hhcoffea.stats.cli JOB.yaml
-    parser = argparse.ArgumentParser(prog="hhcoffea limits")
-    add_arguments(parser)
-    return main(parser.parse_args())
-
-
-if __name__ == "__main__":
-    raise SystemExit(_cli())
