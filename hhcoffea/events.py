@@ -193,6 +193,8 @@ class EventModel:
         self._events = events
         self.layout = _layout_of(events)
         self.has_truth = with_truth and has_truth(events)
+        self._offsets: dict[str, np.ndarray] = {}
+        self._columns: dict[tuple[str, str], np.ndarray] = {}
 
     @functools.cached_property
     def jets(self) -> ak.Array:
@@ -202,12 +204,10 @@ class EventModel:
     def jets_of(self, mask: np.ndarray | None) -> ak.Array:
         """The jets of the events in ``mask`` (all if None), in the model's form.
 
-        A processor that preselects on flat columns (:meth:`jet_column`) builds the jagged
-        records only for the few events it keeps.
+        A processor that preselects on flat columns (:meth:`column`) builds the jagged records
+        only for the few events it keeps.
         """
-        jets = _collection(self._events, self.layout, "jets")
-        if mask is not None:
-            jets = jets[mask]
+        jets = self.collection("jets", mask)
         # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1
         btag = (ak.values_astype(jets.btag, np.int64) & 1) != 0
         flavour = abs(ak.values_astype(jets.flavour, np.int64))
@@ -221,26 +221,77 @@ class EventModel:
             return jets
         return jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
 
-    @functools.cached_property
-    def jet_offsets(self) -> np.ndarray:
-        """Offsets ``(n + 1,)`` of the flat jet columns."""
-        coll, fields = self.layout.collections["jets"]
-        counts = ak.to_numpy(ak.num(_source(self._events, self.layout, coll, fields["pt"]), axis=1))
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return offsets
+    def offsets(self, internal: str, field: str | None = None) -> np.ndarray:
+        """Offsets ``(n + 1,)`` of a collection's flat columns (counted from ``field``, by default
+        the first of the mapping: any branch of the collection will do)."""
+        if internal not in self._offsets:
+            coll, fields = self.layout.collections[internal]
+            source_field = fields[field] if field else next(iter(fields.values()))
+            counts = ak.to_numpy(ak.num(_source(self._events, self.layout, coll, source_field), axis=1))
+            offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            self._offsets[internal] = offsets
+        return self._offsets[internal]
+
+    def column(self, internal: str, field: str) -> np.ndarray:
+        """One field of a collection, all events, as a flat numpy array in file order."""
+        key = (internal, field)
+        if key not in self._columns:
+            coll, fields = self.layout.collections[internal]
+            source = _source(self._events, self.layout, coll, fields[field])
+            self._columns[key] = self._content(source, self.offsets(internal))
+        return self._columns[key]
+
+    @staticmethod
+    def _content(source: ak.Array, offsets: np.ndarray) -> np.ndarray:
+        """The flat values of a jagged branch. Reading the list content directly materializes
+        only the data buffer: ``ak.flatten`` would also load this branch's own offsets, which
+        (lazily read) costs a second read of the branch."""
+        layout = source.layout
+        content = getattr(layout, "content", None)
+        if content is not None and isinstance(content, ak.contents.NumpyArray) and len(content) == offsets[-1]:
+            return ak.to_numpy(ak.Array(content))
+        return ak.to_numpy(ak.flatten(source, axis=1))
+
+    def collection(self, internal: str, mask: np.ndarray | None = None, fields=None) -> ak.Array:
+        """A collection (internal field names) of the events in ``mask``, built from flat columns.
+
+        Building from numpy avoids zipping lazily read branches (whose per-branch offsets
+        awkward would compare) and touches only the selected events' entries.
+        """
+        fields = fields or self.layout.collections[internal][1]
+        offsets = self.offsets(internal, next(iter(fields)))
+        counts = np.diff(offsets)
+        if mask is None:
+            flat = {name: self.column(internal, name) for name in fields}
+        else:
+            starts = offsets[:-1][mask]
+            counts = counts[mask]
+            new_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+            np.cumsum(counts, out=new_offsets[1:])
+            take = np.repeat(starts - new_offsets[:-1], counts) + np.arange(new_offsets[-1])
+            flat = {name: self.column(internal, name)[take] for name in fields}
+        return ak.unflatten(ak.zip(flat), counts)
 
     def jet_column(self, field: str) -> np.ndarray:
         """One jet field of all events as a flat numpy array (file order; ``btag`` as bool)."""
-        coll, fields = self.layout.collections["jets"]
-        flat = ak.to_numpy(ak.flatten(_source(self._events, self.layout, coll, fields[field]), axis=1))
+        flat = self.column("jets", field)
         if field == "btag":
             return (flat.astype(np.int64) & 1) != 0
         return flat
 
+    @property
+    def jet_offsets(self) -> np.ndarray:
+        return self.offsets("jets")
+
     @functools.cached_property
     def genpart(self) -> ak.Array | None:
-        return _collection(self._events, self.layout, "genpart") if self.has_truth else None
+        return self.collection("genpart") if self.has_truth else None
+
+    def genpart_of(self, mask: np.ndarray, fields=None) -> ak.Array | None:
+        """Generator particles of the events in ``mask`` (None without truth); ``fields``
+        limits what is read (e.g. what truth matching needs)."""
+        return self.collection("genpart", mask, fields) if self.has_truth else None
 
     @functools.cached_property
     def electrons(self) -> ak.Array:
@@ -275,7 +326,8 @@ def higgs_bquarks(genpart: ak.Array) -> ak.Array:
     """b quarks whose mother is a Higgs boson, with ``higgs_id`` = rank of that Higgs (0, 1, 2).
 
     FORMATS.md: the b quarks from a Higgs are the entries with |pdgId| = 5 whose mother has
-    pdgId 25. Computed on flat numpy arrays (one pass, no per-event work).
+    pdgId 25. Computed on flat numpy arrays (one pass, no per-event work). Needs ``pdg_id`` and
+    ``mother``; carries whichever of pt, eta, phi, mass ``genpart`` has.
     """
     counts = ak.to_numpy(ak.num(genpart.pdg_id, axis=1))
     starts = np.zeros(len(counts), dtype=np.int64)
@@ -300,5 +352,5 @@ def higgs_bquarks(genpart: ak.Array) -> ak.Array:
     def pick(field):
         return ak.unflatten(ak.to_numpy(ak.flatten(genpart[field]))[is_b], b_counts)
 
-    return ak.zip({"pt": pick("pt"), "eta": pick("eta"), "phi": pick("phi"), "mass": pick("mass"),
-                   "higgs_id": ak.unflatten(higgs_id, b_counts)})
+    kinematics = {f: pick(f) for f in ("pt", "eta", "phi", "mass") if f in genpart.fields}
+    return ak.zip({**kinematics, "higgs_id": ak.unflatten(higgs_id, b_counts)})

@@ -23,6 +23,8 @@ CUTFLOW_STEPS = {
     "resonant": ("all", "four_tag", "paired", "resonant_pt", "delta_eta_hh", "top_veto", "signal_region"),
 }
 SIGNAL_PROCESSES = ("resonant", "nonresonant")
+#: generator-particle fields truth matching reads (the rest stay on disk)
+TRUTH_MATCHING_FIELDS = ("pdg_id", "mother", "eta", "phi")
 
 
 @dataclass
@@ -113,7 +115,9 @@ class HH4bProcessor(processor.ProcessorABC):
         n_jets = ak.to_numpy(ak.num(selected.pt, axis=1))
         hists = out["histograms"]
         # truth only where it is used: nominal jets of four-tag signal events
-        bquarks = higgs_bquarks(model.genpart[tagged]) if nominal and model.has_truth else None
+        bquarks = None
+        if nominal and model.has_truth:
+            bquarks = higgs_bquarks(model.genpart_of(tagged, TRUTH_MATCHING_FIELDS))
 
         for label, pairer in self.pairers.items():
             result = pairer(selected)
