@@ -112,3 +112,22 @@ def test_truth_is_optional(toy, tmp_path):
     assert info.has_truth is False
     model = event_model(nano_events(path))
     assert model.genpart is None and len(model.weight) == 1500
+
+
+def test_processor_gives_the_same_histograms_for_both_layouts(toy, nano_file):
+    """The Delphes path through coffea (DelphesSchema) and the flat path fill identical histograms."""
+    from hhcoffea.pairing import get_pairer
+    from hhcoffea.processors.hh4b import HH4bProcessor
+
+    proc = HH4bProcessor(pairers={"min_dr": get_pairer("min_dr"), "chi2": get_pairer("chi2")})
+    meta = {"dataset": "toy", "process": "resonant", "xsec_fb": 2.0, "n_generated": 1500}
+    nano = proc.process(nano_events(nano_file, meta))
+    delphes = proc.process(events_from_arrays(delphes_arrays(toy), meta))
+    assert nano["cutflow"]["toy"]["min_dr"]["resonant"]["four_tag"][0] > 50
+    for name, h in nano["histograms"].items():
+        np.testing.assert_allclose(h.values(flow=True), delphes["histograms"][name].values(flow=True), rtol=1e-6, err_msg=name)
+    assert nano["histograms"]["pairing_truth"].sum() > 0
+    for pairer, flows in nano["cutflow"]["toy"].items():
+        for analysis, steps in flows.items():
+            for step, value in steps.items():
+                np.testing.assert_allclose(value, delphes["cutflow"]["toy"][pairer][analysis][step], rtol=1e-6)
