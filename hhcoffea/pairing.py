@@ -75,8 +75,8 @@ class Pairer(abc.ABC):
     n_higgs: ClassVar[int] = 2
 
     def __init__(self, **options: Any) -> None:
-        if options:
-            raise TypeError(f"pairer {self.name!r} takes no options, got {sorted(options)}")
+        if options:  # subclasses with options consume theirs before calling this
+            raise unknown_options_error(self.name, options, ())
 
     @abc.abstractmethod
     def pair(self, jets: ak.Array) -> PairingResult:
@@ -202,6 +202,20 @@ def unknown_options_error(pairer_name: str, unknown, accepted) -> TypeError:
         f"pairer {pairer_name!r} got unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
         f"it accepts: {', '.join(sorted(accepted)) or 'no options'}"
     )
+
+
+def leading_btagged_block(jets: ak.Array, n: int = 4):
+    """The ``n`` highest-pT b-tagged jets of the events that have them, jet-major.
+
+    Returns ``(ok, subset, block)``: ``ok`` ``(n_events,)`` marks events with ``n`` tags,
+    ``subset`` ``(n_ok, n)`` their jet indices, ``block`` ``{field: (n, n_ok)}`` their kinematics.
+    The shared start of every pairing on "the four highest-pT b-tagged jets" (PHYSICS.md).
+    """
+    cols = JetColumns(jets)
+    subset = cols.leading_btagged(n)
+    ok = cols.complete(subset)
+    subset = subset[ok]
+    return ok, subset, cols.gather_jet_major(subset, events=ok)
 
 
 class JetColumns:

@@ -27,9 +27,6 @@ from hhcoffea.pairing import (
 )
 
 
-
-
-
 @functools.cache
 def _jet_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
     """All pairs (a < b) of k jets, ``(n_pairs, 2)``, and the ``(k, k)`` table pair -> its row."""

@@ -12,13 +12,12 @@ import numpy as np
 from hhcoffea.constants import FOUR_TAG_N_BJETS, MASS_AGNOSTIC_K
 from hhcoffea.kinematics import invariant_mass, to_cartesian
 from hhcoffea.pairing import (
-    JetColumns,
     Pairer,
     PairingResult,
     all_pairings,
+    leading_btagged_block,
     result_for_events,
     select_pairing,
-    unknown_options_error,
 )
 
 
@@ -38,17 +37,8 @@ class MassAgnosticPairer(Pairer):
     name = "mass_agnostic"
     n_higgs = 2
 
-    def __init__(self, **options) -> None:
-        if options:
-            raise unknown_options_error(self.name, options, ())
-        super().__init__()
-
     def pair(self, jets: ak.Array) -> PairingResult:
-        cols = JetColumns(jets)
-        subset = cols.leading_btagged(FOUR_TAG_N_BJETS)
-        ok = cols.complete(subset)
-        subset = subset[ok]
-        block = cols.gather_jet_major(subset, events=ok)  # (4, n) each
+        ok, subset, block = leading_btagged_block(jets, FOUR_TAG_N_BJETS)  # (4, n) each
         pairings = all_pairings(FOUR_TAG_N_BJETS)  # (3, 2, 2)
         first, second = pairings[..., 0], pairings[..., 1]  # (3, 2)
 

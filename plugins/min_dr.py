@@ -13,14 +13,13 @@ import numpy as np
 
 from hhcoffea.constants import FOUR_TAG_N_BJETS
 from hhcoffea.pairing import (
-    JetColumns,
     Pairer,
     PairingResult,
     all_pairings,
+    leading_btagged_block,
     pair_delta_r,
     result_for_events,
     select_pairing,
-    unknown_options_error,
 )
 
 
@@ -37,17 +36,8 @@ class MinDeltaRPairer(Pairer):
     name = "min_dr"
     n_higgs = 2
 
-    def __init__(self, **options) -> None:
-        if options:
-            raise unknown_options_error(self.name, options, ())
-        super().__init__()
-
     def pair(self, jets: ak.Array) -> PairingResult:
-        cols = JetColumns(jets)
-        subset = cols.leading_btagged(FOUR_TAG_N_BJETS)  # (n, 4) jet indices, -1 padded
-        ok = cols.complete(subset)
-        subset = subset[ok]
-        block = cols.gather_jet_major(subset, events=ok)  # (4, n_ok) each: rows are j0..j3
+        ok, subset, block = leading_btagged_block(jets, FOUR_TAG_N_BJETS)  # (4, n_ok) each: rows are j0..j3
         pairings = all_pairings(FOUR_TAG_N_BJETS)  # (3, 2, 2): pairing code, pair, jet
         first, second = pairings[..., 0], pairings[..., 1]  # (3, 2) positions in the subset
 

@@ -116,7 +116,7 @@ def test_metadata_sidecar(resonant_file):
 def test_deterministic_for_a_seed(tmp_path):
     a = G.generate("nonresonant", 3_000, tmp_path / "a.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
     b = G.generate("nonresonant", 3_000, tmp_path / "b.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
-    c = G.generate("nonresonant", 3_000, tmp_path / "c.root", seed=4, kappa_lambda=5.0, chunk_size=1_000)
+    G.generate("nonresonant", 3_000, tmp_path / "c.root", seed=4, kappa_lambda=5.0, chunk_size=1_000)
     assert a["xsec_fb"] == b["xsec_fb"]
     ea, eb, ec = (_read(tmp_path / f"{x}.root") for x in "abc")
     for field in ea.fields:

@@ -9,7 +9,6 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hhcoffea import constants as c
 from hhcoffea.pairing import order_by_scalar_pt
 from hhcoffea.selection import four_tag, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
 from hhcoffea.truth import correct_higgs_count, match_quarks
@@ -95,7 +94,6 @@ def test_min_x_wt_matches_reference_loop():
 def test_top_veto_finds_a_built_top():
     # W -> two jets of 40 GeV back to back in the transverse plane at eta 0: m_W = 80
     # plus a Higgs-candidate b-jet: choose its momentum so that m_t = 173 exactly
-    w = p4(40, 0, 0, 0) + p4(40, 0, math.pi, 0)
     # massless b along y with energy E: m_t^2 = (80 + E)^2 - E^2 = 6400 + 160 E
     e_b = (173**2 - 80**2) / 160
     jets = ak.zip({

@@ -57,7 +57,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyhf
-import yaml
 
 from .. import constants
 from . import plots
@@ -545,7 +544,7 @@ def format_summary(summary: dict) -> str:
                 lines.append(
                     f"equivalent luminosity ({method}): the baseline ({eq['baseline']['pairer']}) needs "
                     + ("no luminosity in the searched range" if lumi is None else f"{lumi:.0f} fb-1")
-                    + f" to reach the Delta kappa_lambda "
+                    + " to reach the Delta kappa_lambda "
                     + ("(open interval)" if width is None else f"{width:.2f}")
                     + f" of this selection at {eq['luminosity_fb']:g} fb-1"
                 )
