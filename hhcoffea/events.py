@@ -275,10 +275,12 @@ class EventModel:
 
     def jet_column(self, field: str) -> np.ndarray:
         """One jet field of all events as a flat numpy array (file order; ``btag`` as bool)."""
-        flat = self.column("jets", field)
-        if field == "btag":
-            return (flat.astype(np.int64) & 1) != 0
-        return flat
+        if field != "btag":
+            return self.column("jets", field)
+        if ("jets", "btag_bool") not in self._columns:
+            # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1
+            self._columns[("jets", "btag_bool")] = (self.column("jets", "btag") & 1) != 0
+        return self._columns[("jets", "btag_bool")]
 
     @property
     def jet_offsets(self) -> np.ndarray:

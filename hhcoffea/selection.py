@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import awkward as ak
+import numba
 import numpy as np
 
 from . import constants as c
@@ -23,12 +24,31 @@ def four_tag(jets: ak.Array, n_required: int = c.FOUR_TAG_N_BJETS) -> np.ndarray
 
 
 def four_tag_flat(offsets, pt, eta, btag, pt_min: float = c.FOUR_TAG_PT_MIN,
-                  eta_max: float = c.FOUR_TAG_ETA_MAX, n_required: int = c.FOUR_TAG_N_BJETS) -> np.ndarray:
-    """The four-tag cut on flat jet columns (``offsets`` ``(n+1,)``): cheap on every event, so the
-    jagged jets need building only for the few events that pass."""
-    tagged = (pt > pt_min) & (np.abs(eta) < eta_max) & btag
-    running = np.concatenate([[0], np.cumsum(tagged, dtype=np.int64)])
-    return (running[offsets[1:]] - running[offsets[:-1]]) >= n_required
+                  eta_max: float = c.FOUR_TAG_ETA_MAX, n_required: int = c.FOUR_TAG_N_BJETS,
+                  pt_scale: float = 1.0) -> np.ndarray:
+    """The four-tag cut on flat jet columns (``offsets`` ``(n+1,)``, ``btag`` bool).
+
+    It runs on every event, so it is one compiled pass with no temporaries; the jagged jets then
+    need building only for the few events that pass. ``pt_scale`` applies a jet-energy-scale
+    variation without copying the pT column.
+    """
+    return _four_tag_kernel(
+        np.asarray(offsets, dtype=np.int64), np.asarray(pt), np.asarray(eta), np.asarray(btag, dtype=np.bool_),
+        float(pt_min), float(eta_max), int(n_required), float(pt_scale),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _four_tag_kernel(offsets, pt, eta, btag, pt_min, eta_max, n_required, pt_scale):
+    n = len(offsets) - 1
+    passed = np.zeros(n, dtype=np.bool_)
+    for event in range(n):
+        count = 0
+        for j in range(offsets[event], offsets[event + 1]):
+            if btag[j] and pt[j] * pt_scale > pt_min and abs(eta[j]) < eta_max:
+                count += 1
+        passed[event] = count >= n_required
+    return passed
 
 
 def x_hh(m_h1, m_h2):

@@ -14,7 +14,14 @@ from hhcoffea import constants as c
 from hhcoffea.events import event_model, higgs_bquarks
 from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
 from hhcoffea.pairing import Pairer, order_by_scalar_pt
-from hhcoffea.selection import four_tag_flat, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
+from hhcoffea.selection import (
+    four_tag_flat,
+    good_jets,
+    higgs_candidates,
+    min_x_wt,
+    resonant_pt_cuts,
+    x_hh,
+)
 from hhcoffea.truth import correct_higgs_count, match_quarks
 
 #: cutflow steps per analysis, in order (PHYSICS.md "Cut-based selection")
@@ -91,8 +98,8 @@ class HH4bProcessor(processor.ProcessorABC):
             if not wanted:
                 continue
             # four-tag on flat columns for every event; jagged jets only for the events that pass
-            tagged = four_tag_flat(model.jet_offsets, model.jet_column("pt") * factor, model.jet_column("eta"),
-                                   model.jet_column("btag"), self.jet_pt_min, self.jet_eta_max)
+            tagged = four_tag_flat(model.jet_offsets, model.jet_column("pt"), model.jet_column("eta"),
+                                   model.jet_column("btag"), self.jet_pt_min, self.jet_eta_max, pt_scale=factor)
             jets = model.jets_of(tagged)
             if factor != 1.0:
                 jets = ak.with_field(jets, jets.pt * factor, "pt")
