@@ -55,7 +55,8 @@ def example_pairer_site(tmp_path_factory) -> Path:
 def bad_plugins_site(tmp_path) -> Path:
     """Hand-written dist-infos: a plugin whose module raises on import, and two duplicate names.
 
-    The registry keeps, per name, the target that sorts first; ``zz_dup_plugin`` sorts last.
+    On a name clash the registry keeps the built-in, and between third parties the target that
+    sorts first; ``zz_dup_plugin`` sorts last, so the built-in min_dr and leading_pairs win.
     """
     site = tmp_path / "bad_site"
     site.mkdir()
@@ -208,3 +209,25 @@ def test_job_runs_with_third_party_pairer(example_pairer_site, tmp_path):
     # both pair every four-tag event, but pick different jets: same total weight, other shapes
     assert n_lead == pytest.approx(n_mindr) and n_lead > 0
     assert not np.allclose(h[{"pairer": "leading_pairs"}].values(), h[{"pairer": "min_dr"}].values())
+
+
+def test_builtin_wins_a_name_clash_whatever_the_order(monkeypatch):
+    """A third-party entry point that sorts before the built-in cannot shadow it (it warns)."""
+    from importlib.metadata import EntryPoint
+
+    import hhcoffea.registry as reg
+
+    real = reg.entry_points
+
+    def with_impostor(group):
+        impostor = EntryPoint(name="min_dr", value="aaa_first:Impostor", group=group)
+        return [impostor, *real(group=group)]
+
+    monkeypatch.setattr(reg, "entry_points", with_impostor)
+    reg.clear_cache()
+    try:
+        with pytest.warns(RuntimeWarning, match="registered twice"):
+            found = reg.plugins("pairer")
+        assert found["min_dr"].target == "hhcoffea.plugins.min_dr:MinDeltaRPairer"
+    finally:
+        reg.clear_cache()
