@@ -90,7 +90,15 @@ def _pyhf_limit(spec: dict) -> tuple[float, list[float], float]:
     ws = pyhf.Workspace(spec)
     model = ws.model()
     t0 = time.perf_counter()
-    obs, exp = pyhf.infer.intervals.upper_limits.upper_limit(ws.data(model), model, scan=None)
+    try:
+        obs, exp = pyhf.infer.intervals.upper_limits.upper_limit(ws.data(model), model, scan=None)
+    except ValueError:
+        # pyhf's root finder starts at the POI's lower bound, mu = 0, where q_mu_A is 0/0 for some
+        # models ("function value at x=0.0 is NaN"); start just above it instead
+        low, high = model.config.suggested_bounds()[model.config.par_slice(model.config.poi_name).start]
+        obs, exp, _ = pyhf.infer.intervals.upper_limits.toms748_scan(
+            ws.data(model), model, max(low, 1e-6), high, from_upper_limit_fn=True
+        )
     return float(obs), [float(e) for e in exp], time.perf_counter() - t0
 
 
