@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import awkward as ak
 import numpy as np
-from coffea.nanoevents import BaseSchema, DelphesSchema
+from coffea.nanoevents import BaseSchema, DelphesSchema, transforms
+from coffea.nanoevents.schemas.base import listarray_form
 
 HIGGS_PDG_ID = 25
 BOTTOM_PDG_ID = 5
@@ -135,6 +136,22 @@ class AutoSchema(BaseSchema):
             self._form = delphes._form
         else:
             super().__init__(base_form)
+            self._share_counters()
+
+    def _share_counters(self) -> None:
+        """Give every jagged branch ``X_f`` the offsets of its counter ``nX``.
+
+        Left alone, each branch's list offsets come from that branch itself, so reading a column
+        reads the branch twice (once for its offsets, once for its values); from the tiny
+        counter branch, each column is read once (as coffea's NanoAODSchema does).
+        """
+        fields, contents = self._form["fields"], self._form["contents"]
+        by_name = dict(zip(fields, contents))
+        for i, (name, form) in enumerate(zip(fields, contents)):
+            prefix = name.split("_", 1)[0]
+            counter = by_name.get("n" + prefix)
+            if "_" in name and counter is not None and form.get("class", "").startswith("ListOffsetArray"):
+                contents[i] = listarray_form(form["content"], transforms.counts2offsets_form(counter))
 
     @classmethod
     def behavior(cls):
@@ -201,23 +218,40 @@ class EventModel:
         """All jets: pt, eta, phi, mass, btag (bool), flavour (5, 4, 0), pT-ordered."""
         return self.jets_of(None)
 
-    def jets_of(self, mask: np.ndarray | None) -> ak.Array:
+    def jets_of(self, mask: np.ndarray | None, jet_mask: np.ndarray | None = None,
+                pt_scale: float = 1.0) -> ak.Array:
         """The jets of the events in ``mask`` (all if None), in the model's form.
 
-        A processor that preselects on flat columns (:meth:`column`) builds the jagged records
-        only for the few events it keeps.
+        ``jet_mask`` (flat, one entry per jet of the chunk) keeps only some jets, e.g. those
+        passing the object selection; ``pt_scale`` multiplies pT and mass (a jet-energy-scale
+        variation). Everything happens on flat numpy columns, so a processor that preselects
+        builds jagged records only for the few events and jets it keeps.
         """
-        jets = self.collection("jets", mask)
-        # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1
-        btag = (ak.values_astype(jets.btag, np.int64) & 1) != 0
-        flavour = abs(ak.values_astype(jets.flavour, np.int64))
-        flavour = ak.where((flavour == 5) | (flavour == 4), flavour, 0)
-        jets = ak.zip(
-            {"pt": jets.pt, "eta": jets.eta, "phi": jets.phi, "mass": jets.mass, "btag": btag,
-             "flavour": flavour}
-        )
+        offsets = self.jet_offsets
+        n = len(offsets) - 1
+        event_mask = np.ones(n, dtype=bool) if mask is None else mask
+        keep = np.repeat(event_mask, np.diff(offsets))
+        if jet_mask is not None:
+            keep &= jet_mask
+        take = np.flatnonzero(keep)
+        running = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        counts = (running[offsets[1:]] - running[offsets[:-1]])[event_mask]
+        pt = self.jet_column("pt")[take]
+        mass = self.jet_column("mass")[take]
+        if pt_scale != 1.0:
+            pt, mass = pt * pt_scale, mass * pt_scale
+        flavour = np.abs(self.jet_column("flavour")[take].astype(np.int64))
+        flat = {
+            "pt": pt, "eta": self.jet_column("eta")[take], "phi": self.jet_column("phi")[take], "mass": mass,
+            "btag": self.jet_column("btag")[take],
+            "flavour": np.where((flavour == 5) | (flavour == 4), flavour, 0),
+        }
+        jets = ak.unflatten(ak.zip(flat), counts)
         # the model promises pT order; most files are ordered already, so check before sorting
-        if ak.all(jets.pt[:, 1:] <= jets.pt[:, :-1]):
+        starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
+        descending = pt[1:] <= pt[:-1]
+        descending[starts[starts > 0] - 1] = True  # event boundaries do not count
+        if descending.all():
             return jets
         return jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
 

@@ -16,7 +16,6 @@ from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, boo
 from hhcoffea.pairing import Pairer, order_by_scalar_pt
 from hhcoffea.selection import (
     four_tag_flat,
-    good_jets,
     higgs_candidates,
     min_x_wt,
     resonant_pt_cuts,
@@ -97,13 +96,13 @@ class HH4bProcessor(processor.ProcessorABC):
             wanted = self._histograms_for(variation)
             if not wanted:
                 continue
-            # four-tag on flat columns for every event; jagged jets only for the events that pass
-            tagged = four_tag_flat(model.jet_offsets, model.jet_column("pt"), model.jet_column("eta"),
-                                   model.jet_column("btag"), self.jet_pt_min, self.jet_eta_max, pt_scale=factor)
-            jets = model.jets_of(tagged)
-            if factor != 1.0:
-                jets = ak.with_field(jets, jets.pt * factor, "pt")
-                jets = ak.with_field(jets, jets.mass * factor, "mass")
+            # four-tag and object selection on flat columns for every event; jagged jets only
+            # for the events and jets that pass
+            pt, eta = model.jet_column("pt"), model.jet_column("eta")
+            tagged = four_tag_flat(model.jet_offsets, pt, eta, model.jet_column("btag"),
+                                   self.jet_pt_min, self.jet_eta_max, pt_scale=factor)
+            good = (pt > self.jet_pt_min / factor) & (np.abs(eta) < self.jet_eta_max)
+            jets = model.jets_of(tagged, good, pt_scale=factor)
             self._fill_variation(out, dataset, variation, wanted, jets, tagged, weight, model)
         return out
 
@@ -115,9 +114,9 @@ class HH4bProcessor(processor.ProcessorABC):
         return [n for n in names if base in self.histogram_systematics.get(n, ())]
 
     def _fill_variation(self, out, dataset, variation, wanted, jets, tagged, weight, model):
-        """``jets``: the jets of the four-tag events (``tagged``) with this variation applied."""
+        """``jets``: the selected jets of the four-tag events (``tagged``), variation applied."""
         nominal = variation == NOMINAL
-        selected = good_jets(jets, self.jet_pt_min, self.jet_eta_max)
+        selected = jets
         w = weight[tagged]
         n_jets = ak.to_numpy(ak.num(selected.pt, axis=1))
         hists = out["histograms"]
