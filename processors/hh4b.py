@@ -113,10 +113,9 @@ class HH4bProcessor(processor.ProcessorABC):
         base = variation.rsplit("_", 1)[0]
         return [n for n in names if base in self.histogram_systematics.get(n, ())]
 
-    def _fill_variation(self, out, dataset, variation, wanted, jets, tagged, weight, model):
-        """``jets``: the selected jets of the four-tag events (``tagged``), variation applied."""
+    def _fill_variation(self, out, dataset, variation, wanted, selected, tagged, weight, model):
+        """``selected``: the selected jets of the four-tag events (``tagged``), variation applied."""
         nominal = variation == NOMINAL
-        selected = jets
         w = weight[tagged]
         n_jets = ak.to_numpy(ak.num(selected.pt, axis=1))
         hists = out["histograms"]
