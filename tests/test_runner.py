@@ -201,3 +201,16 @@ def test_resume_from_checkpoints(tmp_path, sample_dir):
     assert len(saved) == 1 + 1 + 4 + 1
     second = run_job(load_job(path), status=False)  # loads every chunk from the checkpoints
     assert_same_output(first, second)
+
+
+def test_dask_scheduler_address(sample_dir, tmp_path):
+    """executor.address: the job runs on an existing dask scheduler (here a local one we start)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        path = write_job(tmp_path, samples={"directory": str(sample_dir)},
+                         executor={"name": "dask", "address": cluster.scheduler_address})
+        result = run_job(load_job(path), quick=True, status=False)
+    # quick mode: one chunk (of 5000 events, or the whole file when smaller) per dataset
+    assert result.output["events_in"] == {"X500": 6000, "hh_k1": 4000, "qcd": 5000, "ttbar": 6000}
+    assert result.output["cutflow"]["X500"]["min_dr"]["resonant"]["four_tag"][0] > 0
