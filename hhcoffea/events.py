@@ -179,12 +179,6 @@ def _source(events, layout: Layout, coll: str, source_field: str | None):
     return events[coll if source_field is None else f"{coll}_{source_field}"]
 
 
-def _collection(events, layout: Layout, internal: str):
-    coll, fields = layout.collections[internal]
-    columns = {name: _source(events, layout, coll, src) for name, src in fields.items()}
-    return ak.zip(columns, with_name=None)
-
-
 def _scalar(events, layout: Layout, internal: str):
     """A per-event value as a (lazy) awkward array."""
     coll, src = layout.scalars[internal]
@@ -200,6 +194,19 @@ def has_truth(events) -> bool:
     if layout.name == "delphes":
         return coll in events.fields
     return f"{coll}_{fields['pdg_id']}" in events.fields
+
+
+def _selected_entries(offsets: np.ndarray, event_mask: np.ndarray | None, item_mask: np.ndarray | None = None):
+    """Flat indices and per-event counts of the entries kept by an event mask (None: all events)
+    and an optional per-entry mask; everything stays in numpy."""
+    n = len(offsets) - 1
+    event_mask = np.ones(n, dtype=bool) if event_mask is None else event_mask
+    keep = np.repeat(event_mask, np.diff(offsets))
+    if item_mask is not None:
+        keep &= item_mask
+    running = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    counts = (running[offsets[1:]] - running[offsets[:-1]])[event_mask]
+    return np.flatnonzero(keep), counts
 
 
 class EventModel:
@@ -227,15 +234,7 @@ class EventModel:
         variation). Everything happens on flat numpy columns, so a processor that preselects
         builds jagged records only for the few events and jets it keeps.
         """
-        offsets = self.jet_offsets
-        n = len(offsets) - 1
-        event_mask = np.ones(n, dtype=bool) if mask is None else mask
-        keep = np.repeat(event_mask, np.diff(offsets))
-        if jet_mask is not None:
-            keep &= jet_mask
-        take = np.flatnonzero(keep)
-        running = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-        counts = (running[offsets[1:]] - running[offsets[:-1]])[event_mask]
+        take, counts = _selected_entries(self.jet_offsets, mask, jet_mask)
         pt = self.jet_column("pt")[take]
         mass = self.jet_column("mass")[take]
         if pt_scale != 1.0:
@@ -248,9 +247,10 @@ class EventModel:
         }
         jets = ak.unflatten(ak.zip(flat), counts)
         # the model promises pT order; most files are ordered already, so check before sorting
-        starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
+        starts = np.cumsum(counts)[:-1]
         descending = pt[1:] <= pt[:-1]
-        descending[starts[starts > 0] - 1] = True  # event boundaries do not count
+        boundaries = starts[(starts > 0) & (starts < len(pt))] - 1
+        descending[boundaries] = True  # a pair across two events says nothing about order
         if descending.all():
             return jets
         return jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
@@ -295,17 +295,11 @@ class EventModel:
         """
         fields = fields or self.layout.collections[internal][1]
         offsets = self.offsets(internal, next(iter(fields)))
-        counts = np.diff(offsets)
         if mask is None:
             flat = {name: self.column(internal, name) for name in fields}
-        else:
-            starts = offsets[:-1][mask]
-            counts = counts[mask]
-            new_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-            np.cumsum(counts, out=new_offsets[1:])
-            take = np.repeat(starts - new_offsets[:-1], counts) + np.arange(new_offsets[-1])
-            flat = {name: self.column(internal, name)[take] for name in fields}
-        return ak.unflatten(ak.zip(flat), counts)
+            return ak.unflatten(ak.zip(flat), np.diff(offsets))
+        take, counts = _selected_entries(offsets, mask)
+        return ak.unflatten(ak.zip({name: self.column(internal, name)[take] for name in fields}), counts)
 
     def jet_column(self, field: str) -> np.ndarray:
         """One jet field of all events as a flat numpy array (file order; ``btag`` as bool)."""
@@ -331,11 +325,11 @@ class EventModel:
 
     @functools.cached_property
     def electrons(self) -> ak.Array:
-        return _collection(self._events, self.layout, "electrons")
+        return self.collection("electrons")
 
     @functools.cached_property
     def muons(self) -> ak.Array:
-        return _collection(self._events, self.layout, "muons")
+        return self.collection("muons")
 
     @functools.cached_property
     def met_pt(self) -> ak.Array:

@@ -131,3 +131,15 @@ def test_processor_gives_the_same_histograms_for_both_layouts(toy, nano_file):
         for analysis, steps in flows.items():
             for step, value in steps.items():
                 np.testing.assert_allclose(value, delphes["cutflow"]["toy"][pairer][analysis][step], rtol=1e-6)
+
+
+def test_unsorted_jets_and_empty_events(tmp_path):
+    """Jets come out pT-ordered whatever the file order, also next to events without jets."""
+    ev = toy_events(4, seed=1)
+    counts = np.array([0, 3, 2, 0])
+    pt = np.array([30.0, 90.0, 60.0, 50.0, 70.0], dtype=np.float32)
+    ev["jets"] = (counts, {k: (pt if k == "pt" else v[: len(pt)]) for k, v in ev["jets"][1].items()})
+    model = event_model(nano_events(write_nanoaod(tmp_path / "unsorted.root", ev)))
+    assert ak.to_list(model.jets.pt) == [[], [90.0, 60.0, 30.0], [70.0, 50.0], []]
+    only = model.jets_of(np.array([False, True, True, False]), jet_mask=np.array([True, True, False, True, True]))
+    assert ak.to_list(only.pt) == [[90.0, 30.0], [70.0, 50.0]]
