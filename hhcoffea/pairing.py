@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -103,37 +102,20 @@ def get_pairer(name: str, **options: Any) -> Pairer:
 
 def leading_btagged(jets: ak.Array, n: int) -> np.ndarray:
     """Indices ``(n_events, n)`` of the ``n`` highest-pT b-tagged jets (-1 where fewer)."""
-    local = ak.local_index(jets.pt, axis=1)
-    tagged = local[jets.btag != 0][:, :n]
-    padded = ak.fill_none(ak.pad_none(tagged, n, axis=1, clip=True), -1)
-    return ak.to_numpy(padded).astype(np.int64)
+    return JetColumns(jets, fields=()).leading_btagged(n)
 
 
 def leading_by_btag_then_pt(jets: ak.Array, n: int) -> np.ndarray:
     """Indices ``(n_events, n)`` of the first ``n`` jets ordered by b-tag, then pT (-1 padded)."""
-    local = ak.local_index(jets.pt, axis=1)
-    # jets arrive pT-ordered; a stable sort on "not tagged" keeps pT order within each group
-    order = ak.argsort(jets.btag == 0, axis=1, stable=True)
-    chosen = local[order][:, :n]
-    padded = ak.fill_none(ak.pad_none(chosen, n, axis=1, clip=True), -1)
-    return ak.to_numpy(padded).astype(np.int64)
+    return JetColumns(jets, fields=()).leading_by_btag_then_pt(n)
 
 
 def gather(jets: ak.Array, indices: np.ndarray, fields=("pt", "eta", "phi", "mass")) -> dict:
-    """Regular float64 arrays of ``fields`` at per-event ``indices`` (NaN where index is -1)."""
-    counts = ak.to_numpy(ak.num(jets.pt, axis=1))
-    starts = np.zeros(len(counts), dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    valid = (indices >= 0) & (indices < counts.reshape((-1,) + (1,) * (indices.ndim - 1)))
-    flat_index = np.where(valid, starts.reshape((-1,) + (1,) * (indices.ndim - 1)) + indices, 0)
-    out = {}
-    for field in fields:
-        flat = ak.to_numpy(ak.flatten(jets[field], axis=1)).astype(np.float64)
-        if flat.size == 0:
-            out[field] = np.full(indices.shape, np.nan)
-            continue
-        out[field] = np.where(valid, flat[flat_index], np.nan)
-    return out
+    """Regular float64 arrays of ``fields`` at per-event ``indices`` (NaN where an index is -1 or
+    beyond the event's jets, so ``np.arange(k)`` gathers the first k jets NaN-padded)."""
+    cols = JetColumns(jets, fields=())
+    in_range = indices < cols.counts.reshape((-1,) + (1,) * (indices.ndim - 1))
+    return cols.gather(np.where(in_range, indices, -1), fields)
 
 
 # --- pairings ---------------------------------------------------------------------------------
@@ -187,10 +169,6 @@ def order_by_scalar_pt(higgs_jet_indices: np.ndarray, jets: ak.Array) -> np.ndar
     scalar = np.nan_to_num(pt.reshape(higgs_jet_indices.shape)).sum(axis=2)
     order = np.argsort(-scalar, axis=1, kind="stable")
     return np.take_along_axis(higgs_jet_indices, order[:, :, None], axis=1)
-
-
-def _subsets(n_total: int, k: int) -> np.ndarray:
-    return np.array(list(itertools.combinations(range(n_total), k)), dtype=np.int64)
 
 
 # --- fast regular blocks (flat numpy, one awkward conversion per field) -----------------------
