@@ -464,11 +464,6 @@ def nonresonant_xsec_coefficients() -> tuple[float, float, float]:
     return float(i_bb), float(2 * i_bt), float(i_tt)
 
 
-def _xsec_minimum() -> float:
-    c0, c1, c2 = nonresonant_xsec_coefficients()
-    return -c1 / (2 * c2)
-
-
 def mhh_density(m_hh, kappa_lambda):
     """dsigma/dm_hh (fb/GeV, before BR) of the emulation at ``m_hh`` for ``kappa_lambda``."""
     m, bb, bt, tt = _mhh_components()

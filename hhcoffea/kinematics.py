@@ -47,17 +47,3 @@ def invariant_mass(px, py, pz, energy):
     """Mass of a four-vector given by components (clipped at 0)."""
     m2 = energy * energy - (px * px + py * py + pz * pz)
     return np.sqrt(np.clip(m2, 0.0, None))
-
-
-def sum_p4(*vectors):
-    """Sum of several (px, py, pz, E) tuples."""
-    return tuple(sum(v[i] for v in vectors) for i in range(4))
-
-
-def pair_p4(px, py, pz, energy, first, second):
-    """Four-vector of jets ``first`` and ``second`` (integer index arrays along the last axis)."""
-
-    def take(a, idx):
-        return np.take_along_axis(a, idx, axis=-1)
-
-    return tuple(take(c, first) + take(c, second) for c in (px, py, pz, energy))

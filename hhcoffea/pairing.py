@@ -265,10 +265,6 @@ class JetColumns:
         rank = csum - 1 - np.repeat(tagged_before_event, self.counts)
         return rank, n_tagged
 
-    def n_btagged(self) -> np.ndarray:
-        """Number of b-tagged jets per event."""
-        return self._tag_rank()[1]
-
     def leading_btagged(self, n: int) -> np.ndarray:
         """Like :func:`leading_btagged`: ``(n_events, n)`` indices of the n highest-pT tagged jets."""
         rank, _ = self._tag_rank()
@@ -319,11 +315,6 @@ class JetColumns:
         starts = self.starts if events is None else self.starts[events]
         flat_index = np.ascontiguousarray((starts[:, None] + indices).T)
         return {field: self.column(field)[flat_index] for field in fields}
-
-    def cartesian(self, indices: np.ndarray, events: np.ndarray | None = None):
-        """(px, py, pz, E) float64 of the jets at ``indices`` (see :meth:`gather`)."""
-        block = self.gather(indices, events=events)
-        return to_cartesian(block["pt"], block["eta"], block["phi"], block["mass"])
 
 
 def result_for_events(
