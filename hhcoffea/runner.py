@@ -27,10 +27,6 @@ class Fileset:
     files: list[FileInfo] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
 
-    @property
-    def n_events(self) -> int:
-        return sum(f.n_events for f in self.files)
-
 
 def sample_seed(base_seed: int, name: str) -> int:
     """A stable per-sample seed (same job, same samples, on any machine)."""
@@ -50,22 +46,15 @@ def ensure_samples(job: Job, console=None) -> dict:
     for name, sample in (spec.get("generate") or {}).items():
         path = directory / f"{name}.root"
         sidecar = Path(str(path) + ".json")
-        wanted = dict(sample)
-        if path.exists() and sidecar.exists():
-            meta = json.loads(sidecar.read_text())
-            stale = any(
-                meta.get(k) != v for k, v in wanted.items() if k in ("process", "m_x", "kappa_lambda")
-            ) or meta.get("n_generated") != wanted.get("n_events", meta.get("n_generated"))
-        else:
-            stale = True
-        if stale:
+        options = {k: v for k, v in sample.items() if k not in ("process", "n_events")}
+        seed = sample_seed(spec.get("seed", 0), name)
+        # the sidecar records how a file was made; any difference means make it again
+        expected = {"process": sample["process"], "n_generated": int(sample["n_events"]), "seed": seed, **options}
+        meta = json.loads(sidecar.read_text()) if path.exists() and sidecar.exists() else None
+        if meta is None or any(meta.get(k) != v for k, v in expected.items()):
             if console:
                 console.print(f"[dim]generating {name}: {sample}[/dim]")
-            n_events = int(wanted.pop("n_events"))
-            process = wanted.pop("process")
-            meta = generate.generate(
-                process, n_events, path, seed=sample_seed(spec.get("seed", 0), name), **wanted
-            )
+            meta = generate.generate(sample["process"], int(sample["n_events"]), path, seed=seed, **options)
         datasets[name] = {"files": [str(path)], "metadata": _dataset_metadata(meta)}
     return datasets
 

@@ -86,7 +86,6 @@ class HH4bProcessor(processor.ProcessorABC):
             "histograms": book(self.binning),
             "cutflow": {dataset: {}},
             "events_in": {dataset: n_in},
-            "sumw_in": {dataset: float(weight.sum())},
         }
 
         variations = [(NOMINAL, 1.0)]

@@ -214,3 +214,16 @@ def test_dask_scheduler_address(sample_dir, tmp_path):
     # quick mode: one chunk (of 5000 events, or the whole file when smaller) per dataset
     assert result.output["events_in"] == {"X500": 6000, "hh_k1": 4000, "qcd": 5000, "ttbar": 6000}
     assert result.output["cutflow"]["X500"]["min_dr"]["resonant"]["four_tag"][0] > 0
+
+
+def test_samples_are_remade_only_when_their_settings_change(tmp_path):
+    spec = {"directory": "data", "seed": 1, "generate": {"X": {"process": "resonant", "m_x": 500.0, "n_events": 500}}}
+    path = write_job(tmp_path, samples=spec)
+    ensure_samples(load_job(path))
+    made = (tmp_path / "data" / "X.root").stat().st_mtime_ns
+    ensure_samples(load_job(path))
+    assert (tmp_path / "data" / "X.root").stat().st_mtime_ns == made  # unchanged: reused
+    spec["generate"]["X"]["working_point"] = "DL1r_77"
+    ensure_samples(load_job(write_job(tmp_path, samples=spec)))
+    meta = json.loads((tmp_path / "data" / "X.root.json").read_text())
+    assert meta["working_point"] == "DL1r_77"
