@@ -81,14 +81,9 @@ def load_job(path: str | Path, overrides: dict | None = None) -> Job:
     if unknown:
         raise JobError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     config = copy.deepcopy(DEFAULTS)
-    for key, value in raw.items():
-        if isinstance(config.get(key), dict) and isinstance(value, dict) and key == "executor":
-            config[key].update(value)
-        else:
-            config[key] = value
-    for key, value in (overrides or {}).items():
-        if key == "executor":
-            config["executor"].update(value)
+    for key, value in [*raw.items(), *(overrides or {}).items()]:
+        if key == "executor":  # merged, so a job or an override may set only some of its keys
+            config["executor"].update(value or {})
         else:
             config[key] = value
     name = config["executor"]["name"]
