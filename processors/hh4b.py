@@ -179,29 +179,23 @@ class HH4bProcessor(processor.ProcessorABC):
 
             if not nominal:
                 continue
-            steps = {
-                "all": (len(weight), float(weight.sum())),
-                "four_tag": (len(w), float(w.sum())),
+            def count(mask):
+                return np.array([mask.sum(), w[mask].sum()], dtype=np.float64)
+
+            common = {
+                "all": np.array([len(weight), weight.sum()], dtype=np.float64),
+                "four_tag": np.array([len(w), w.sum()], dtype=np.float64),
+                "paired": count(accepted),
             }
-            for name, mask in {
-                "paired": accepted,
-                "resonant_pt": accepted & res_pt,
-                "delta_eta_hh": eta_ok,
-                "top_veto": veto_ok,
-                "signal_region": veto_ok & in_sr,
-            }.items():
-                steps[name] = (int(mask.sum()), float(w[mask].sum()))
-            flows = {}
-            for analysis, order in CUTFLOW_STEPS.items():
-                flow = {}
-                for step in order:
-                    if analysis == "resonant" and step in ("delta_eta_hh", "top_veto", "signal_region"):
-                        mask = {"delta_eta_hh": res_eta_ok, "top_veto": res_veto_ok,
-                                "signal_region": res_veto_ok & in_sr}[step]
-                        flow[step] = np.array([int(mask.sum()), float(w[mask].sum())])
-                    else:
-                        flow[step] = np.array(steps[step], dtype=np.float64)
-                flows[analysis] = flow
+            masks = {
+                "nonresonant": {"delta_eta_hh": eta_ok, "top_veto": veto_ok, "signal_region": veto_ok & in_sr},
+                "resonant": {"resonant_pt": accepted & res_pt, "delta_eta_hh": res_eta_ok,
+                             "top_veto": res_veto_ok, "signal_region": res_veto_ok & in_sr},
+            }
+            flows = {
+                analysis: {step: common[step] if step in common else count(masks[analysis][step]) for step in order}
+                for analysis, order in CUTFLOW_STEPS.items()
+            }
             out["cutflow"][dataset][label] = flows
 
             if bquarks is not None:
