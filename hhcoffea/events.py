@@ -120,6 +120,44 @@ def detect_layout(branch_names) -> Layout | None:
     return None
 
 
+#: fields coffea's DelphesSchema reads from each collection kind we use (its vector aliases)
+_DELPHES_SCHEMA_FIELDS = {
+    "Jet": ("PT", "Eta", "Phi", "Mass"),
+    "Particle": ("PT", "Eta", "Phi", "Mass"),
+    "Electron": ("Eta", "Phi"),
+    "Muon": ("Eta", "Phi"),
+    "MissingET": ("MET", "Eta", "Phi"),
+    "Event": (),
+}
+
+
+def _delphes_collections_used(base_form: dict) -> dict:
+    """The base form restricted to the collections the event model reads.
+
+    Delphes versions differ in the collections they write (a ``Track`` without ``Mass``, a
+    ``Tower`` with ``ET`` but no ``PT``); coffea's DelphesSchema builds every collection it finds
+    and fails on such files, so it is given only these. A used collection that lacks a field
+    the schema needs is a one-line error naming the branch.
+    """
+    layout = LAYOUTS["delphes"]
+    used = {coll for coll, _ in layout.collections.values()} | {coll for coll, _ in layout.scalars.values()}
+    fields, contents = base_form["fields"], base_form["contents"]
+    keep = [i for i, k in enumerate(fields) if k.split("/")[0].removesuffix("_size") in used]
+    present = {fields[i] for i in keep}
+    for coll, needed in _DELPHES_SCHEMA_FIELDS.items():
+        if f"{coll}_size" not in present:
+            if coll in ("Particle",):  # generator truth is optional
+                continue
+            raise ValueError(f"Delphes tree lacks the {coll!r} collection (branch '{coll}_size'), which the event model reads")
+        for name in needed:
+            if f"{coll}/{coll}.{name}" not in present:
+                raise ValueError(f"Delphes tree lacks branch '{coll}.{name}', which the event model reads")
+    form = dict(base_form)
+    form["fields"] = [fields[i] for i in keep]
+    form["contents"] = [contents[i] for i in keep]
+    return form
+
+
 class AutoSchema(BaseSchema):
     """coffea schema reading either layout: Delphes via ``DelphesSchema``, flat trees as they are.
 
@@ -132,7 +170,7 @@ class AutoSchema(BaseSchema):
     def __init__(self, base_form, *args, **kwargs):
         fields = base_form["fields"]
         if detect_layout(k.split("/")[-1] for k in fields) is LAYOUTS["delphes"] or "Jet_size" in fields:
-            delphes = DelphesSchema(base_form)
+            delphes = DelphesSchema(_delphes_collections_used(base_form))
             self._form = delphes._form
         else:
             super().__init__(base_form)
@@ -234,7 +272,28 @@ class EventModel:
         variation). Everything happens on flat numpy columns, so a processor that preselects
         builds jagged records only for the few events and jets it keeps.
         """
+        return self.jets_at(*self.jet_entries(mask, jet_mask), pt_scale=pt_scale)
+
+    def jet_entries(self, mask: np.ndarray | None, jet_mask: np.ndarray | None = None):
+        """Flat file indices of the kept jets, pT-ordered within each event, and per-event counts.
+
+        Two selections of the same events give comparable indices: a jet's index says which
+        jet of the file it is, whichever subset it was selected into.
+        """
         take, counts = _selected_entries(self.jet_offsets, mask, jet_mask)
+        pt = self.jet_column("pt")[take]
+        # the model promises pT order; most files are ordered already, so check before sorting
+        descending = pt[1:] <= pt[:-1]
+        starts = np.cumsum(counts)[:-1]
+        boundaries = starts[(starts > 0) & (starts < len(pt))] - 1
+        descending[boundaries] = True  # a pair across two events says nothing about order
+        if not descending.all():
+            event = np.repeat(np.arange(len(counts)), counts)
+            take = take[np.lexsort((-pt, event))]  # stable: equal pT keeps file order
+        return take, counts
+
+    def jets_at(self, take: np.ndarray, counts: np.ndarray, pt_scale: float = 1.0) -> ak.Array:
+        """Jets from :meth:`jet_entries` output, as a jagged record array."""
         pt = self.jet_column("pt")[take]
         mass = self.jet_column("mass")[take]
         if pt_scale != 1.0:
@@ -245,15 +304,25 @@ class EventModel:
             "btag": self.jet_column("btag")[take],
             "flavour": np.where((flavour == 5) | (flavour == 4), flavour, 0),
         }
-        jets = ak.unflatten(ak.zip(flat), counts)
-        # the model promises pT order; most files are ordered already, so check before sorting
-        starts = np.cumsum(counts)[:-1]
-        descending = pt[1:] <= pt[:-1]
-        boundaries = starts[(starts > 0) & (starts < len(pt))] - 1
-        descending[boundaries] = True  # a pair across two events says nothing about order
-        if descending.all():
-            return jets
-        return jets[ak.argsort(jets.pt, axis=1, ascending=False, stable=True)]
+        return ak.unflatten(ak.zip(flat), counts)
+
+    @functools.cached_property
+    def finite_jets(self) -> np.ndarray:
+        """Flat bool per jet: pT, eta, phi and mass are all finite (a corrupt basket or a failed
+        smearing upstream gives NaN or inf)."""
+        ok = np.ones(len(self.jet_column("pt")), dtype=bool)
+        for name in ("pt", "eta", "phi", "mass"):
+            ok &= np.isfinite(self.jet_column(name))
+        return ok
+
+    @functools.cached_property
+    def finite_events(self) -> np.ndarray:
+        """Per event: the weight and every jet's kinematics are finite. Events that fail are
+        excluded (and counted) rather than repaired: a jet that cannot be measured cannot be
+        dropped without biasing the event."""
+        bad = np.concatenate([[0], np.cumsum(~self.finite_jets, dtype=np.int64)])
+        offsets = self.jet_offsets
+        return (bad[offsets[1:]] == bad[offsets[:-1]]) & np.isfinite(self.weight)
 
     def offsets(self, internal: str, field: str | None = None) -> np.ndarray:
         """Offsets ``(n + 1,)`` of a collection's flat columns (counted from ``field``, by default

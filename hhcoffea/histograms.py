@@ -85,6 +85,8 @@ def book(binning: dict | None = None) -> dict[str, hist.Hist]:
         hist.axis.StrCategory([], name="dataset", growth=True),
         hist.axis.StrCategory([], name="pairer", growth=True),
         hist.axis.StrCategory(list(JET_MULTIPLICITY_BINS), name="n_jets", label="Selected jets"),
+        # the seeds' convention: every jet with pT >= 20 GeV (PHYSICS.md "Objects and preselection")
+        hist.axis.StrCategory(list(JET_MULTIPLICITY_BINS), name="n_jets_all", label="Jets with pT >= 20 GeV"),
         hist.axis.StrCategory(["full", "partial"], name="truth", label="All quarks matched"),
         hist.axis.Integer(0, 4, name="correct_higgs", label="Correctly paired Higgs"),
         storage=hist.storage.Double(),

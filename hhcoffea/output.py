@@ -76,16 +76,15 @@ def _category_product(h, names):
 
 
 def cutflow_table(cutflow: dict) -> dict:
-    """``{dataset: {pairer: {analysis: [{cut, events, weighted, efficiency}]}}}`` in cut order."""
-    from hhcoffea.processors.hh4b import CUTFLOW_STEPS
-
+    """``{dataset: {pairer: {analysis: [{cut, events, weighted, efficiency}]}}}`` in cut order
+    (the order in which the processor wrote the steps)."""
     table = {}
     for dataset, by_pairer in sorted(cutflow.items()):
         for pairer, by_analysis in sorted(by_pairer.items()):
             for analysis, steps in by_analysis.items():
                 rows, first = [], None
-                for cut in CUTFLOW_STEPS[analysis]:
-                    n, w = (float(x) for x in steps[cut])
+                for cut, (n, w) in steps.items():
+                    n, w = float(n), float(w)
                     first = first if first is not None else (w or 1.0)
                     rows.append({"cut": cut, "events": int(n), "weighted": w, "efficiency": w / first if first else 0.0})
                 table.setdefault(dataset, {}).setdefault(pairer, {})[analysis] = rows
@@ -103,40 +102,61 @@ def cutflow_markdown(table: dict) -> str:
     return "\n".join(lines)
 
 
+#: the two jet-multiplicity conventions of the pairing tables: jets the pairers see, and every
+#: jet with pT >= 20 GeV (the seeds' tables, PHYSICS.md "Objects and preselection")
+MULTIPLICITY_AXES = {"selected": "n_jets", "all_jets_20": "n_jets_all"}
+
+
 def pairing_efficiency(h) -> dict:
-    """From the ``pairing_truth`` counts: per dataset and pairer, by jet multiplicity and overall,
-    the event efficiency (both Higgs correct) and Higgs efficiency (fraction of Higgs correct),
-    over fully reconstructable events (every b quark matched to its own jet), plus that fraction.
+    """From the ``pairing_truth`` counts: per dataset and pairer, by jet multiplicity (in both
+    conventions of :data:`MULTIPLICITY_AXES`) and overall, the event efficiency (both Higgs
+    correct) and Higgs efficiency (fraction of Higgs correct), over fully reconstructable events
+    (every b quark matched to its own jet), plus that fraction.
+
+    Returns ``{dataset: {pairer: {"all": {...}, "selected": {"4": {...}, ...}, "all_jets_20": {...}}}}``.
     """
     result = {}
     for dataset in h.axes["dataset"]:
         for pairer in h.axes["pairer"]:
             sub = h[{"dataset": dataset, "pairer": pairer}]
-            counts = sub.values()  # (n_jets, truth, correct_higgs)
-            entry = {}
-            for i, label in enumerate([*JET_MULTIPLICITY_BINS, "all"]):
-                c = counts.sum(axis=0) if label == "all" else counts[i]
-                full, total = c[0], c.sum()
-                n_full = full.sum()
-                entry[label] = {
-                    "events": int(total),
-                    "reconstructable_fraction": float(n_full / total) if total else None,
-                    "event_efficiency": float(full[2] / n_full) if n_full else None,
-                    "higgs_efficiency": float((full[1] + 2 * full[2]) / (2 * n_full)) if n_full else None,
-                }
+            entry = {"all": _efficiencies(sub.values().sum(axis=(0, 1)))}
+            for convention, axis in MULTIPLICITY_AXES.items():
+                other = [a for a in MULTIPLICITY_AXES.values() if a != axis][0]
+                counts = sub[{other: sum}].values()  # (n_jets, truth, correct_higgs)
+                entry[convention] = {label: _efficiencies(counts[i]) for i, label in enumerate(JET_MULTIPLICITY_BINS)}
             result.setdefault(dataset, {})[pairer] = entry
     return result
 
 
+def _efficiencies(c: np.ndarray) -> dict:
+    """``c``: counts ``(truth = full/partial, correct_higgs = 0..3)``."""
+    full, total = c[0], c.sum()
+    n_full = full.sum()
+    return {
+        "events": int(total),
+        "reconstructable_fraction": float(n_full / total) if total else None,
+        "event_efficiency": float(full[2] / n_full) if n_full else None,
+        "higgs_efficiency": float((full[1] + 2 * full[2]) / (2 * n_full)) if n_full else None,
+    }
+
+
 def pairing_markdown(eff: dict) -> str:
     lines = ["# Pairing efficiency (truth-matched, fully reconstructable events)", "",
+             "Jets: `selected` counts the jets the pairers see (pT > 40, |eta| < 2.5); `all_jets_20` counts",
+             "every jet with pT >= 20 GeV, the convention of the seeds' tables.", "",
              "| dataset | pairer | jets | events | event eff. | Higgs eff. | reconstructable |", "|---|---|---|---:|---:|---:|---:|"]
     fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
+
+    def row(dataset, pairer, jets, e):
+        return (f"| {dataset} | {pairer} | {jets} | {e['events']} | {fmt(e['event_efficiency'])} | "
+                f"{fmt(e['higgs_efficiency'])} | {fmt(e['reconstructable_fraction'])} |")
+
     for dataset, by_pairer in eff.items():
-        for pairer, by_n in by_pairer.items():
-            for n, e in by_n.items():
-                lines.append(f"| {dataset} | {pairer} | {n} | {e['events']} | {fmt(e['event_efficiency'])} | "
-                             f"{fmt(e['higgs_efficiency'])} | {fmt(e['reconstructable_fraction'])} |")
+        for pairer, entry in by_pairer.items():
+            lines.append(row(dataset, pairer, "all", entry["all"]))
+            for convention in MULTIPLICITY_AXES:
+                for n, e in entry[convention].items():
+                    lines.append(row(dataset, pairer, f"{n} ({convention})", e))
     return "\n".join(lines) + "\n"
 
 

@@ -165,7 +165,8 @@ def select_pairing(subset: np.ndarray, pairings: np.ndarray, choice: np.ndarray)
 
 def order_by_scalar_pt(higgs_jet_indices: np.ndarray, jets: ak.Array) -> np.ndarray:
     """Reorder candidates so that h1 has the highest scalar-sum jet pT (PHYSICS.md "Pairings")."""
-    pt = gather(jets, higgs_jet_indices.reshape(len(higgs_jet_indices), -1), ("pt",))["pt"]
+    n, n_higgs, _ = higgs_jet_indices.shape  # explicit shape: reshape(0, -1) is ambiguous
+    pt = gather(jets, higgs_jet_indices.reshape(n, 2 * n_higgs), ("pt",))["pt"]
     scalar = np.nan_to_num(pt.reshape(higgs_jet_indices.shape)).sum(axis=2)
     order = np.argsort(-scalar, axis=1, kind="stable")
     return np.take_along_axis(higgs_jet_indices, order[:, :, None], axis=1)

@@ -79,7 +79,7 @@ def min_x_wt(jets: ak.Array, higgs_jet_indices: np.ndarray, max_jets: int = 10) 
     if n == 0:
         return result
     counts = np.minimum(ak.to_numpy(ak.num(jets.pt, axis=1)), max_jets)
-    hc = higgs_jet_indices.reshape(n, -1)  # (n, 2 n_higgs) jet indices of the Higgs candidates
+    hc = higgs_jet_indices.reshape(n, -1)  # (n, 2 n_higgs) Higgs-candidate jets
     widest = int(counts.max())
     block = gather(jets, np.broadcast_to(np.arange(widest), (n, widest)))  # NaN beyond each count
     hc_block = gather(jets, hc)
@@ -113,7 +113,7 @@ def _min_x_wt_block(block: dict, hc_block: dict, hc: np.ndarray) -> np.ndarray:
             (m_t - c.TOP_VETO_TOP_MASS) / (c.TOP_VETO_RESOLUTION * m_t),
         )
     usable = ~in_w & (hc[:, None, :] >= 0) & np.isfinite(x)
-    return np.where(usable, x, np.inf).reshape(len(x), -1).min(axis=1)
+    return np.where(usable, x, np.inf).reshape(len(x), x.shape[1] * x.shape[2]).min(axis=1)
 
 
 def higgs_candidates(jets: ak.Array, higgs_jet_indices: np.ndarray) -> dict:
@@ -126,7 +126,7 @@ def higgs_candidates(jets: ak.Array, higgs_jet_indices: np.ndarray) -> dict:
     from .kinematics import delta_r
 
     n, n_higgs, _ = higgs_jet_indices.shape
-    block = gather(jets, higgs_jet_indices.reshape(n, -1))
+    block = gather(jets, higgs_jet_indices.reshape(n, 2 * n_higgs))
     px, py, pz, e = (a.reshape(n, n_higgs, 2) for a in to_cartesian(block["pt"], block["eta"], block["phi"], block["mass"]))
     hpx, hpy, hpz, he = px.sum(2), py.sum(2), pz.sum(2), e.sum(2)
     pt, eta, phi, mass = from_cartesian(hpx, hpy, hpz, he)

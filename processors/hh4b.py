@@ -13,7 +13,7 @@ from coffea import processor
 from hhcoffea import constants as c
 from hhcoffea.events import event_model, higgs_bquarks
 from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
-from hhcoffea.pairing import Pairer, order_by_scalar_pt
+from hhcoffea.pairing import Pairer, PairingResult, order_by_scalar_pt
 from hhcoffea.selection import (
     four_tag_flat,
     higgs_candidates,
@@ -25,8 +25,9 @@ from hhcoffea.truth import correct_higgs_count, match_quarks
 
 #: cutflow steps per analysis, in order (PHYSICS.md "Cut-based selection")
 CUTFLOW_STEPS = {
-    "nonresonant": ("all", "four_tag", "paired", "delta_eta_hh", "top_veto", "signal_region"),
-    "resonant": ("all", "four_tag", "paired", "resonant_pt", "delta_eta_hh", "top_veto", "signal_region"),
+    "nonresonant": ("all", "finite_kinematics", "four_tag", "paired", "delta_eta_hh", "top_veto", "signal_region"),
+    "resonant": ("all", "finite_kinematics", "four_tag", "paired", "resonant_pt", "delta_eta_hh", "top_veto",
+                 "signal_region"),
 }
 SIGNAL_PROCESSES = ("resonant", "nonresonant")
 #: generator-particle fields truth matching reads (the rest stay on disk)
@@ -81,13 +82,17 @@ class HH4bProcessor(processor.ProcessorABC):
         if meta.get("xsec_fb") is not None and meta.get("n_generated"):
             scale = float(meta["xsec_fb"]) * self.luminosity / float(meta["n_generated"])
         weight = model.weight * scale
+        # NaN/inf jet kinematics or weights: the event is excluded, and counted (never filled)
+        finite = model.finite_events
 
         out = {
             "histograms": book(self.binning),
             "cutflow": {dataset: {}},
             "events_in": {dataset: n_in},
+            "excluded": {dataset: {"nonfinite_kinematics": int(n_in - finite.sum())}},
         }
 
+        pt, eta, btag = model.jet_column("pt"), model.jet_column("eta"), model.jet_column("btag")
         variations = [(NOMINAL, 1.0)]
         for syst in self.systematics:
             variations.extend(syst.variations())
@@ -97,12 +102,13 @@ class HH4bProcessor(processor.ProcessorABC):
                 continue
             # four-tag and object selection on flat columns for every event; jagged jets only
             # for the events and jets that pass
-            pt, eta = model.jet_column("pt"), model.jet_column("eta")
-            tagged = four_tag_flat(model.jet_offsets, pt, eta, model.jet_column("btag"),
-                                   self.jet_pt_min, self.jet_eta_max, pt_scale=factor)
-            good = (pt > self.jet_pt_min / factor) & (np.abs(eta) < self.jet_eta_max)
-            jets = model.jets_of(tagged, good, pt_scale=factor)
-            self._fill_variation(out, dataset, variation, wanted, jets, tagged, weight, model)
+            tagged = four_tag_flat(model.jet_offsets, pt, eta, btag, self.jet_pt_min, self.jet_eta_max,
+                                   pt_scale=factor) & finite
+            with np.errstate(invalid="ignore"):
+                good = (pt * factor > self.jet_pt_min) & (np.abs(eta) < self.jet_eta_max)
+            take, counts = model.jet_entries(tagged, good)
+            jets = model.jets_at(take, counts, pt_scale=factor)
+            self._fill_variation(out, dataset, variation, wanted, jets, take, tagged, weight, finite, model)
         return out
 
     def _histograms_for(self, variation: str) -> list[str]:
@@ -112,19 +118,21 @@ class HH4bProcessor(processor.ProcessorABC):
         base = variation.rsplit("_", 1)[0]
         return [n for n in names if base in self.histogram_systematics.get(n, ())]
 
-    def _fill_variation(self, out, dataset, variation, wanted, selected, tagged, weight, model):
-        """``selected``: the selected jets of the four-tag events (``tagged``), variation applied."""
+    def _pair(self, pairer: Pairer, jets) -> PairingResult:
+        if len(jets) == 0:  # a chunk where nothing passed four-tag: nothing to ask the plugin
+            return PairingResult(np.full((0, pairer.n_higgs, 2), -1, dtype=np.int64), np.zeros(0, dtype=bool))
+        return pairer(jets)
+
+    def _fill_variation(self, out, dataset, variation, wanted, selected, selected_take, tagged, weight, finite, model):
+        """``selected``: the selected jets of the four-tag events (``tagged``), variation applied;
+        ``selected_take``: their flat file indices (:meth:`EventModel.jet_entries`)."""
         nominal = variation == NOMINAL
         w = weight[tagged]
-        n_jets = ak.to_numpy(ak.num(selected.pt, axis=1))
         hists = out["histograms"]
-        # truth only where it is used: nominal jets of four-tag signal events
-        bquarks = None
-        if nominal and model.has_truth:
-            bquarks = higgs_bquarks(model.genpart_of(tagged, TRUTH_MATCHING_FIELDS))
+        truth = self._truth(model, tagged, selected, selected_take) if nominal and model.has_truth else None
 
         for label, pairer in self.pairers.items():
-            result = pairer(selected)
+            result = self._pair(pairer, selected)
             accepted = result.accepted & (result.higgs_jet_indices >= 0).all(axis=(1, 2))
             indices = np.where(accepted[:, None, None], order_by_scalar_pt(result.higgs_jet_indices, selected), -1)
             cand = higgs_candidates(selected, indices)
@@ -179,33 +187,69 @@ class HH4bProcessor(processor.ProcessorABC):
 
             if not nominal:
                 continue
-            def count(mask):
-                return np.array([mask.sum(), w[mask].sum()], dtype=np.float64)
-
-            common = {
-                "all": np.array([len(weight), weight.sum()], dtype=np.float64),
-                "four_tag": np.array([len(w), w.sum()], dtype=np.float64),
-                "paired": count(accepted),
+            steps = {
+                "all": None, "finite_kinematics": None, "four_tag": None, "paired": accepted,
+                "resonant_pt": accepted & res_pt, "delta_eta_hh": eta_ok, "top_veto": veto_ok,
+                "signal_region": veto_ok & in_sr,
             }
-            masks = {
-                "nonresonant": {"delta_eta_hh": eta_ok, "top_veto": veto_ok, "signal_region": veto_ok & in_sr},
-                "resonant": {"resonant_pt": accepted & res_pt, "delta_eta_hh": res_eta_ok,
-                             "top_veto": res_veto_ok, "signal_region": res_veto_ok & in_sr},
-            }
-            flows = {
-                analysis: {step: common[step] if step in common else count(masks[analysis][step]) for step in order}
-                for analysis, order in CUTFLOW_STEPS.items()
-            }
+            resonant = {"resonant_pt": accepted & res_pt, "delta_eta_hh": res_eta_ok,
+                        "top_veto": res_veto_ok, "signal_region": res_veto_ok & in_sr}
+            flows = {}
+            for analysis, order in CUTFLOW_STEPS.items():
+                masks = {**steps, **resonant} if analysis == "resonant" else steps
+                # a fresh array per cell: coffea adds accumulators in place, so a shared array
+                # would be counted once per analysis
+                flows[analysis] = {step: self._count(step, masks[step], weight, finite, w) for step in order}
             out["cutflow"][dataset][label] = flows
 
-            if bquarks is not None:
-                matched, higgs_id = match_quarks(selected, bquarks, n_higgs=2)
-                n_correct, full = correct_higgs_count(indices, matched, higgs_id)
-                category = np.array(JET_MULTIPLICITY_BINS)[np.clip(n_jets - 4, 0, 2)]
-                hists["pairing_truth"].fill(
-                    dataset=dataset,
-                    pairer=label,
-                    n_jets=category,
-                    truth=np.where(full, "full", "partial"),
-                    correct_higgs=n_correct,
-                )
+            if truth is not None:
+                self._fill_truth(hists, dataset, label, indices, truth)
+
+    @staticmethod
+    def _count(step, mask, weight, finite, w) -> np.ndarray:
+        if step == "all":  # weights that are not finite are excluded at the next step
+            return np.array([len(weight), weight[finite].sum()], dtype=np.float64)
+        if step == "finite_kinematics":
+            return np.array([finite.sum(), weight[finite].sum()], dtype=np.float64)
+        if step == "four_tag":
+            return np.array([len(w), w.sum()], dtype=np.float64)
+        return np.array([mask.sum(), w[mask].sum()], dtype=np.float64)
+
+    @staticmethod
+    def _truth(model, tagged, selected, selected_take):
+        """Truth matching of the four-tag events: quarks to all jets with pT >= 20 GeV
+        (PHYSICS.md "Objects and preselection"), and the map from selected jets into those."""
+        bquarks = higgs_bquarks(model.genpart_of(tagged, TRUTH_MATCHING_FIELDS))
+        with np.errstate(invalid="ignore"):
+            considered_mask = model.jet_column("pt") >= c.JET_PT_CONSIDERED
+        take, counts = model.jet_entries(tagged, considered_mask)
+        considered = model.jets_at(take, counts)
+        matched, higgs_id, ambiguous = match_quarks(considered, bquarks, n_higgs=2)
+        starts = np.cumsum(counts, dtype=np.int64) - counts
+        # file jet index -> its position among the event's considered jets
+        position = np.full(len(model.jet_column("pt")), -1, dtype=np.int64)
+        position[take] = np.arange(len(take)) - np.repeat(starts, counts)
+        selected_counts = ak.to_numpy(ak.num(selected.pt, axis=1))
+        selected_starts = np.cumsum(selected_counts, dtype=np.int64) - selected_counts
+        return {
+            "matched": matched, "higgs_id": higgs_id, "ambiguous": ambiguous, "n_jets_all": counts,
+            "n_jets_selected": selected_counts, "position": position, "selected_take": selected_take,
+            "selected_starts": selected_starts,
+        }
+
+    @staticmethod
+    def _fill_truth(hists, dataset, label, indices, truth):
+        # the pairer's candidates, as positions among the considered jets
+        flat = truth["selected_starts"][:, None, None] + np.maximum(indices, 0)
+        file_index = truth["selected_take"][flat] if len(truth["selected_take"]) else np.zeros_like(flat)
+        as_considered = np.where(indices >= 0, truth["position"][file_index], -1)
+        n_correct, full = correct_higgs_count(as_considered, truth["matched"], truth["higgs_id"], truth["ambiguous"])
+        bins = np.array(JET_MULTIPLICITY_BINS)
+        hists["pairing_truth"].fill(
+            dataset=dataset,
+            pairer=label,
+            n_jets=bins[np.clip(truth["n_jets_selected"] - 4, 0, 2)],
+            n_jets_all=bins[np.clip(truth["n_jets_all"] - 4, 0, 2)],
+            truth=np.where(full, "full", "partial"),
+            correct_higgs=n_correct,
+        )

@@ -136,7 +136,7 @@ def test_truth_correctness_counts():
     q_eta = [[0.0, -1.0, 1.0, 2.0]] * 2 + [[0.0, -1.0, 1.0, 0.0]]
     q_phi = [[0.05, 2.0, 1.0, 3.0]] * 2 + [[0.05, 2.0, 1.0, -2.0]]
     bquarks = ak.zip({"eta": q_eta, "phi": q_phi, "higgs_id": [[0, 0, 1, 1]] * 3})
-    matched, hid = match_quarks(jets, bquarks, n_higgs=2)
+    matched, hid, _ = match_quarks(jets, bquarks, n_higgs=2)
     assert matched.tolist() == [[0, 2, 1, 3], [0, 2, 1, 3], [0, 2, 1, -1]]
     pairing = np.array([[[0, 2], [1, 3]], [[0, 1], [2, 3]], [[2, 0], [1, 4]]])
     n_correct, full = correct_higgs_count(pairing, matched, hid)
