@@ -9,7 +9,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from hhcoffea.pairing import order_by_scalar_pt
+from hhcoffea import constants as c
+from hhcoffea.pairing import get_pairer, order_by_scalar_pt
 from hhcoffea.selection import four_tag, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
 from hhcoffea.truth import correct_higgs_count, match_quarks
 
@@ -155,3 +156,98 @@ def test_four_tag_flat_matches_jagged():
     got = four_tag_flat(offsets, flat["pt"], flat["eta"], flat["btag"])
     expected = four_tag(good_jets(jets))
     assert got.tolist() == expected.tolist() and 0 < got.sum() < len(got)
+
+
+# ----------------------------------------------------------------------------------------------
+# the top veto: events with a known X_Wt, and tt̄ against signal
+
+
+def x_wt_value(m_w, m_t):
+    """X_Wt of PHYSICS.md "Cut-based selection" for one W and top mass."""
+    return math.hypot((m_w - c.TOP_VETO_W_MASS) / (c.TOP_VETO_RESOLUTION * m_w),
+                      (m_t - c.TOP_VETO_TOP_MASS) / (c.TOP_VETO_RESOLUTION * m_t))
+
+
+def top_event(m_w, m_t, top_jet_tagged=True):
+    """Jets of one event with a hadronic top of masses (m_w, m_t); the top's b jet is a tagged jet.
+
+    W: two massless untagged 60-GeV jets at eta 0, phi = +-a/2 with 7200 (1 - cos a) = m_w^2, so
+    E_W = 120 along x. b: massless at eta 0 along y (perpendicular to the W), so
+    m_t^2 = m_w^2 + 2 E_W E_b. Three more tagged jets sit forward and opposite, far from any W or
+    top mass. Returns the pT-ordered jets and the indices of the four tagged (Higgs-candidate) jets.
+    """
+    half = 0.5 * math.acos(1.0 - m_w * m_w / 7200.0)
+    e_b = (m_t * m_t - m_w * m_w) / 240.0
+    jets = [
+        {"pt": 60.0, "eta": 0.0, "phi": -half, "mass": 0.0, "btag": False},
+        {"pt": 60.0, "eta": 0.0, "phi": half, "mass": 0.0, "btag": False},
+        {"pt": e_b, "eta": 0.0, "phi": math.pi / 2, "mass": 0.0, "btag": top_jet_tagged},
+        {"pt": 250.0, "eta": 2.2, "phi": -2.0, "mass": 10.0, "btag": True},
+        {"pt": 230.0, "eta": -2.2, "phi": -1.2, "mass": 10.0, "btag": True},
+        {"pt": 210.0, "eta": 1.9, "phi": 3.0, "mass": 10.0, "btag": True},
+    ]
+    if not top_jet_tagged:  # a fourth tagged jet, away from the top
+        jets.append({"pt": 205.0, "eta": -1.9, "phi": 2.6, "mass": 10.0, "btag": True})
+    jets.sort(key=lambda j: -j["pt"])
+    return jets, [i for i, j in enumerate(jets) if j["btag"]]
+
+
+# (m_W, m_t) around the veto threshold X_Wt = 1.5: vetoed below, kept from 1.5 on
+TOP_MASSES = [(80.0, 173.0), (84.0, 180.0), (80.0 / (1 - 0.145), 173.0), (80.0 / (1 - 0.155), 173.0),
+              (80.0, 173.0 / (1 + 0.149)), (80.0, 173.0 / (1 + 0.151)), (100.0, 173.0), (80.0, 260.0)]
+
+
+def test_top_veto_on_events_with_known_x_wt():
+    expected = np.array([x_wt_value(m_w, m_t) for m_w, m_t in TOP_MASSES])
+    np.testing.assert_allclose(expected[2:6], [1.45, 1.55, 1.49, 1.51], rtol=1e-12)  # premises
+    built = [top_event(m_w, m_t) for m_w, m_t in TOP_MASSES]
+    jets = ak.Array([ev for ev, _ in built])
+    # the chain the processor runs: good jets, four tag, pairing, then X_Wt over the candidates
+    good = good_jets(jets)
+    assert ak.num(good).tolist() == [6] * len(built) and four_tag(good).all()
+    pairing = get_pairer("min_dr")(good)
+    assert pairing.accepted.all()
+    for (_, tagged), chosen in zip(built, pairing.higgs_jet_indices):
+        assert sorted(np.ravel(chosen)) == tagged
+    got = min_x_wt(good, pairing.higgs_jet_indices)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-7)
+    kept = got >= c.TOP_VETO_X_WT_MIN  # PHYSICS.md: veto the event if min X_Wt < 1.5
+    assert kept.tolist() == [False, False, False, True, False, True, True, True]
+
+
+def test_top_veto_takes_the_b_only_from_the_higgs_candidates():
+    # the same top with an untagged b jet: no top candidate has X_Wt near 0 any more
+    built = [top_event(80.0, 173.0, top_jet_tagged=False)]
+    jets = ak.Array([ev for ev, _ in built])
+    hc = np.array([built[0][1]]).reshape(1, 2, 2)
+    got = min_x_wt(jets, hc)
+    assert got[0] > 3 * c.TOP_VETO_X_WT_MIN
+    assert got[0] == pytest.approx(brute_x_wt(ak.to_list(jets[0]), built[0][1]), rel=1e-9)
+    tagged = top_event(80.0, 173.0)
+    assert min_x_wt(ak.Array([tagged[0]]), np.array([tagged[1]]).reshape(1, 2, 2))[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def vetoed_fraction(process, n_events, **options):
+    """Fraction of four-tag events a top veto removes, on generated events (min-ΔR pairing).
+
+    Every b and c jet counts as tagged: tt̄ reaches four tags mostly through the c jets of W -> cs,
+    which the working points tag too rarely for a small sample to keep enough tt̄ events.
+    """
+    from hhcoffea.generate import generate_arrays
+
+    raw = generate_arrays(process, n_events, seed=17, **options)["Jet"]
+    tagged = (raw.hadronFlavour == 5) | (raw.hadronFlavour == 4)
+    jets = good_jets(ak.zip({"pt": raw.pt, "eta": raw.eta, "phi": raw.phi, "mass": raw.mass, "btag": tagged}))
+    jets = jets[four_tag(jets)]
+    pairing = get_pairer("min_dr")(jets)
+    x = min_x_wt(jets[pairing.accepted], pairing.higgs_jet_indices[pairing.accepted])
+    return float(np.mean(x < c.TOP_VETO_X_WT_MIN)), len(x)
+
+
+def test_top_veto_removes_ttbar_not_signal():
+    ttbar, n_ttbar = vetoed_fraction("ttbar", 40_000)
+    signal, n_signal = vetoed_fraction("nonresonant", 4_000, kappa_lambda=1.0)
+    # enough events that the binomial errors (about 0.015 and 0.01) are far below the margins
+    assert n_ttbar > 800 and n_signal > 800
+    assert ttbar > 0.45  # most four-tag tt̄ events hold a top candidate (about 0.59 measured)
+    assert signal < 0.15  # few hh events do (about 0.07 measured)
