@@ -117,21 +117,23 @@ def ref_min_dr(ev, seeds_bug=False):
     return [[idx[p[0]], idx[p[1]]], [idx[q[0]], idx[q[1]]]]
 
 
-def ref_lead_subl(ev, p, q):
-    """(lead, subl) pairs ordered by scalar-sum pT; equal: the first pair leads."""
-    if ev[q[0]]["pt"] + ev[q[1]]["pt"] > ev[p[0]]["pt"] + ev[p[1]]["pt"]:
+def ref_lead_subl(ev, p, q, swap_ties=False):
+    """(lead, subl) pairs ordered by scalar-sum pT; equal: the first pair leads (``swap_ties``:
+    the second, the convention the docstrings do not follow)."""
+    sum_p, sum_q = ev[p[0]]["pt"] + ev[p[1]]["pt"], ev[q[0]]["pt"] + ev[q[1]]["pt"]
+    if sum_q > sum_p or (swap_ties and sum_q == sum_p):
         return q, p
     return p, q
 
 
-def ref_dhh_details(ev):
+def ref_dhh_details(ev, swap_ties=False):
     idx = ref_tagged(ev, 4)
     js = [ev[i] for i in idx]
     m4j = ref_mass(*js)
     rows = []
     for code, (p, q) in enumerate(CODES):
         pp, qq = [idx[k] for k in p], [idx[k] for k in q]
-        lead, subl = ref_lead_subl(ev, pp, qq)
+        lead, subl = ref_lead_subl(ev, pp, qq, swap_ties)
         drl, drs = ref_dr(ev[lead[0]], ev[lead[1]]), ref_dr(ev[subl[0]], ev[subl[1]])
         low = (360 / m4j - 0.5 < drl < 653 / m4j + 0.475) and (235 / m4j < drs < 875 / m4j + 0.35)
         high = 0 < drl < 1 and 0 < drs < 1
@@ -142,11 +144,11 @@ def ref_dhh_details(ev):
     return rows
 
 
-def ref_dhh(ev):
+def ref_dhh(ev, swap_ties=False):
     if len(ref_tagged(ev, 4)) < 4:
         return None
     best = None
-    for row in ref_dhh_details(ev):
+    for row in ref_dhh_details(ev, swap_ties):
         if row["accepted"] and (best is None or row["d"] < best["d"]):
             best = row
     return None if best is None else best["pairs"]
@@ -159,7 +161,7 @@ def ref_mass_agnostic(ev, order="scalar_pt"):
     best = None
     for p, q in CODES:
         pp, qq = [idx[k] for k in p], [idx[k] for k in q]
-        lead, subl = ref_lead_subl(ev, pp, qq)
+        lead, subl = ref_lead_subl(ev, pp, qq, swap_ties=order == "swap_ties")
         if order == "reversed":
             lead, subl = subl, lead
         d = abs(ref_mass(*(ev[i] for i in lead)) - (125 / 120) * ref_mass(*(ev[i] for i in subl)))
@@ -248,9 +250,35 @@ def test_builtins_registered_with_names_and_docstrings(name, cls_name):
     assert type(pairer).__name__ == cls_name
     assert pairer.name == name
     assert pairer.n_higgs == 2
-    assert "PHYSICS.md" in type(pairer).__doc__
     with pytest.raises(TypeError, match="bogus_option"):
         get_pairer(name, bogus_option=1)
+
+
+@pytest.mark.parametrize("name", ["min_dr", "dhh", "chi2", "mass_agnostic"])
+def test_pairs_the_four_leading_btagged_jets(random_sample, name):
+    """What every built-in docstring states: the candidates are the four highest-pT b-tagged jets;
+    with fewer tags, min_dr, dhh and mass_agnostic reject the event and chi2 fills in with the
+    highest-pT untagged jets (b-tag then pT)."""
+    evs, arr = random_sample
+    res = get_pairer(name)(arr)
+    n_used = {"fill": 0, "tagged": 0}
+    for ev, chosen, accepted in zip(evs, res.higgs_jet_indices.tolist(), res.accepted.tolist()):
+        tagged = ref_tagged(ev, 4)
+        untagged = [i for i, j in enumerate(ev) if not j["btag"]]
+        if name == "chi2":
+            expected = (tagged + untagged)[:4] if len(ev) >= 4 else None
+        else:
+            expected = tagged if len(tagged) == 4 else None
+        if expected is None:
+            assert not accepted
+            continue
+        if not accepted:  # only dhh rejects four-tag events (no pairing inside the windows)
+            assert name == "dhh"
+            continue
+        assert sorted(np.ravel(chosen).tolist()) == sorted(expected)
+        n_used["tagged" if len(tagged) == 4 else "fill"] += 1
+    # random kinematics rarely fall inside dhh's windows: 52 of the 1170 four-tag events
+    assert n_used["tagged"] > (40 if name == "dhh" else 1000) and (n_used["fill"] > 100) == (name == "chi2")
 
 
 @pytest.mark.parametrize("name", ["min_dr", "dhh", "chi2", "mass_agnostic"])
@@ -288,6 +316,24 @@ def test_min_dr_exact_ties_keep_lower_code():
     tie12 = [jet(200, 0, 0), jet(100, 0, 2), jet(90, 0.5, 0), jet(50, -0.5, 0)]
     res = get_pairer("min_dr")(events(tie01, tie12))
     assert as_lists(res) == [[[0, 1], [2, 3]], [[0, 2], [1, 3]]]
+
+
+def test_min_dr_equal_vector_pt_takes_the_pair_holding_j0():
+    # j1 and j3 mirror j0 and j2 in phi (phi -> -phi, equal pT), so in codes 1 and 2 both pairs
+    # have bit-identical vector pT; the docstring: the first-listed pair (holding j0) is then the
+    # higher-pT pair. Code 1's first pair is close, its second far: code 1 wins only that way ...
+    first_close = [jet(100, 0.0, 0.2), jet(100, 2.0, -0.2), jet(60, 0.3, 0.5), jet(60, 0.0, -0.5)]
+    # ... and here code 2's first pair (j0 j3) wins, where the second pairs would make code 1 win
+    first_far = [jet(100, 0.0, 0.2), jet(100, 1.0, -0.2), jet(60, 2.0, 0.5), jet(60, 0.4, -0.5)]
+    for ev in (first_close, first_far):
+        for (a, b), (c, d) in CODES[1:]:
+            assert ref_vector_pt(ev[a], ev[b]) == ref_vector_pt(ev[c], ev[d])
+    # the other convention, by hand: the smallest dR over the pairs listed second where tied
+    second = {0: lambda ev: ref_dr(ev[0], ev[1]), 1: lambda ev: ref_dr(ev[1], ev[3]), 2: lambda ev: ref_dr(ev[1], ev[2])}
+    assert [min(range(3), key=lambda k: second[k](ev)) for ev in (first_close, first_far)] == [2, 1]
+    expected = [[[0, 2], [1, 3]], [[0, 3], [1, 2]]]
+    assert [ref_min_dr(ev) for ev in (first_close, first_far)] == expected
+    assert as_lists(get_pairer("min_dr")(events(first_close, first_far))) == expected
 
 
 def test_min_dr_untagged_interleaved_and_too_few_tags(hh_event):
@@ -378,6 +424,25 @@ def test_dhh_ties_keep_lower_code():
     assert [r["accepted"] for r in rows] == [True, True, False]
     assert rows[0]["d"] == rows[1]["d"]
     assert as_lists(get_pairer("dhh")(events(MIRROR_TIE))) == [[[0, 1], [2, 3]]]
+
+
+# code 2, (j0 j3)(j1 j2), has equal scalar sums 100 + 40 = 90 + 50: which pair leads decides
+SCALAR_TIE_DHH = {
+    2: [jet(100, -0.02, -1.72, 5), jet(90, 0.09, 1.67, 5), jet(50, -0.08, -1.33, 5), jet(40, 0.16, 2.48, 5)],
+    None: [jet(100, 0.51, 2.42, 5), jet(90, 1.21, -2.41, 5), jet(50, 1.55, -0.74, 5), jet(40, 1.62, -0.26, 5)],
+    0: [jet(100, 0.87, 2.33, 5), jet(90, -0.72, 1.4, 5), jet(50, 0.77, -0.55, 5), jet(40, 0.15, -0.09, 5)],
+}
+
+
+def test_dhh_equal_scalar_pt_first_pair_leads():
+    """Docstring: on exact scalar-sum equality the first-listed pair is lead (windows and D_hh)."""
+    expected = []
+    for code, ev in SCALAR_TIE_DHH.items():
+        answer = None if code is None else [list(p) for p in ref_dhh_details(ev)[code]["pairs"]]
+        assert ref_dhh(ev) == answer
+        assert ref_dhh(ev, swap_ties=True) != answer  # the other convention differs on each event
+        expected.append(answer)
+    assert as_lists(get_pairer("dhh")(events(*SCALAR_TIE_DHH.values()))) == expected
 
 
 # ----------------------------------------------------------------------------------------------
@@ -471,6 +536,16 @@ def ref_mass_agnostic_d(ev, code):
     p, q = CODES[code]
     lead, subl = ref_lead_subl(ev, p, q)
     return abs(ref_mass(ev[lead[0]], ev[lead[1]]) - (125 / 120) * ref_mass(ev[subl[0]], ev[subl[1]]))
+
+
+def test_mass_agnostic_equal_scalar_pt_first_pair_is_b1b2():
+    """Docstring: exact scalar-pT equality makes the first-listed pair (b1, b2), the one k does
+    not multiply; code 2 has sums 100 + 40 = 90 + 50."""
+    wins = [jet(100, -1.41, -1.85, 5), jet(90, 1.28, 1.81, 5), jet(50, 0.73, -1.85, 5), jet(40, 1.15, -2.51, 5)]
+    loses = [jet(100, 0.98, -1.93, 5), jet(90, -1.49, 0.76, 5), jet(50, 1.23, -1.82, 5), jet(40, 1.33, -1.54, 5)]
+    assert [ref_mass_agnostic(ev) for ev in (wins, loses)] == [[[0, 3], [1, 2]], [[0, 2], [1, 3]]]
+    assert [ref_mass_agnostic(ev, order="swap_ties") for ev in (wins, loses)] == [[[0, 2], [1, 3]], [[0, 3], [1, 2]]]
+    assert as_lists(get_pairer("mass_agnostic")(events(wins, loses))) == [[[0, 3], [1, 2]], [[0, 2], [1, 3]]]
 
 
 def test_mass_agnostic_tie_and_rejection(hh_event):
