@@ -1,4 +1,4 @@
-"""Benchmark (and calibration) of the sample emulation, hhcoffea.generate.
+"""Benchmark (and calibration) of the sample emulation, hhcoffea.emulation.
 
     python benchmarks/generate.py                 # events/s including writing, per process
     python benchmarks/generate.py -n 1000000      # more events
@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from hhcoffea import constants as C
-from hhcoffea import generate as G
+from hhcoffea.emulation import generate, iter_chunks
+from hhcoffea.emulation.calibration import four_tag_passed, leading_bjets_mass, resonant_accepted_target
+from hhcoffea.emulation.xsec import TTBAR_XSEC_FB
 
 SAMPLES = {
     "resonant": {"m_x": 500.0},
@@ -31,15 +33,15 @@ CALIBRATION_MASSES = (260, 300, 350, 400, 450, 500, 600, 700, 800, 900, 1000, 11
 
 
 def benchmark(n_events: int, repeat: int, workdir: Path) -> dict[str, float]:
-    G.generate("resonant", 2000, workdir / "warmup.root", m_x=500.0)  # imports, grids
-    G.generate("nonresonant", 2000, workdir / "warmup.root")
+    generate("resonant", 2000, workdir / "warmup.root", m_x=500.0)  # imports, grids
+    generate("nonresonant", 2000, workdir / "warmup.root")
     rates = {}
     for process, kwargs in SAMPLES.items():
         best = 0.0
         for i in range(repeat):
             path = workdir / f"{process}.root"
             start = time.perf_counter()
-            G.generate(process, n_events, path, seed=i, **kwargs)
+            generate(process, n_events, path, seed=i, **kwargs)
             best = max(best, n_events / (time.perf_counter() - start))
         size = path.stat().st_size / n_events
         rates[process] = best
@@ -55,29 +57,29 @@ def calibrate(n_events: int, seed: int = 1) -> None:
     effs, table = {}, {}
     for m_x in CALIBRATION_MASSES:
         n_pass = 0
-        for chunk in G.iter_chunks("resonant", n_events, seed=seed, m_x=float(m_x), working_point=wp):
-            n_pass += int(G.four_tag_mask(chunk["Jet"]).sum())
+        for chunk in iter_chunks("resonant", n_events, seed=seed, m_x=float(m_x), working_point=wp):
+            n_pass += int(four_tag_passed(chunk["Jet"]).sum())
         eff = n_pass / n_events
         effs[float(m_x)] = eff
-        table[float(m_x)] = float(G.resonant_accepted_target(m_x)) / eff
+        table[float(m_x)] = float(resonant_accepted_target(m_x)) / eff
         err = np.sqrt(eff * (1 - eff) / n_events)
         print(f"#   m_X = {m_x:5d}: eff = {eff:.5f} +- {err:.5f}, sigma x BR = {table[float(m_x)]:.6g} fb")
     print("RESONANT_FOUR_TAG_EFFICIENCY = {" + ", ".join(f"{m:g}: {e:.5f}" for m, e in effs.items()) + "}")
     print("RESONANT_XSEC_TABLE = {" + ", ".join(f"{m:g}: {x:.5g}" for m, x in table.items()) + "}")
     n_pass, n_qcd = 0, 4 * n_events
     masses = []
-    for chunk in G.iter_chunks("qcd", n_qcd, seed=seed, working_point=wp):
-        sel = G.four_tag_mask(chunk["Jet"])
+    for chunk in iter_chunks("qcd", n_qcd, seed=seed, working_point=wp):
+        sel = four_tag_passed(chunk["Jet"])
         n_pass += int(sel.sum())
-        masses.append(G.leading_bjets_mass(chunk["Jet"][sel]))
+        masses.append(leading_bjets_mass(chunk["Jet"][sel]))
     eff = n_pass / n_qcd
     m4j = np.concatenate(masses)
     print(f"QCD_FOUR_TAG_EFFICIENCY = {eff:.6f}  # +- {np.sqrt(eff * (1 - eff) / n_qcd):.6f}")
     print(f"QCD_XSEC_FB = {C.QCD_4B_XSEC_AFTER_FOUR_TAG / eff:.6g}")
     for lo, hi in ((350, 550), (800, 1050)):
         print(f"#   QCD four-tag m_4j fraction in [{lo}, {hi}]: {np.mean((m4j > lo) & (m4j < hi)):.4f}")
-    n_pass = sum(int(G.four_tag_mask(c["Jet"]).sum()) for c in G.iter_chunks("ttbar", n_events, seed=seed))
-    print(f"#   ttbar four-tag efficiency {n_pass / n_events:.5f} -> {G.TTBAR_XSEC_FB * n_pass / n_events:.4g} fb (not calibrated)")
+    n_pass = sum(int(four_tag_passed(c["Jet"]).sum()) for c in iter_chunks("ttbar", n_events, seed=seed))
+    print(f"#   ttbar four-tag efficiency {n_pass / n_events:.5f} -> {TTBAR_XSEC_FB * n_pass / n_events:.4g} fb (not calibrated)")
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ read of the same branches, in the same run, printed as a ratio.
     OMP_NUM_THREADS=1 python benchmarks/throughput.py [--events 1000000] [--pairers min_dr]
 
 Target (issue "The spine"): the chain at least half as fast as the raw read (ratio >= 0.5).
-The sample is half resonant signal (m_X = 500) and half QCD multi-b, made by ``hhcoffea.generate``.
+The sample is half resonant signal (m_X = 500) and half QCD multi-b, made by ``hhcoffea.emulation``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uproot
 from coffea import processor
 
 from hhcoffea.events import AutoSchema
-from hhcoffea.generate import generate
+from hhcoffea.emulation import generate
 from hhcoffea.pairing import get_pairer
 from hhcoffea.processors.hh4b import HH4bProcessor
 

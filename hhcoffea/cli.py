@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="write emulated NanoAOD-like samples")
-    from . import generate
+    from .emulation import cli as emulation_cli
 
-    generate.add_arguments(gen)
-    gen.set_defaults(func=generate.main)
+    emulation_cli.add_arguments(gen)
+    gen.set_defaults(func=emulation_cli.main)
 
     plug = sub.add_parser("plugins", help="list registered pairers and scorers")
     plug.set_defaults(func=cmd_plugins)

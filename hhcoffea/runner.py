@@ -38,7 +38,7 @@ def ensure_samples(job: Job, console=None) -> dict:
     spec = job.config.get("samples")
     if not spec:
         return {}
-    from . import generate
+    from .emulation import generate
 
     directory = job.resolve(spec.get("directory", "data"))
     directory.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def ensure_samples(job: Job, console=None) -> dict:
         if meta is None or any(meta.get(k) != v for k, v in expected.items()):
             if console:
                 console.print(f"[dim]generating {name}: {sample}[/dim]")
-            meta = generate.generate(sample["process"], int(sample["n_events"]), path, seed=seed, **options)
+            meta = generate(sample["process"], int(sample["n_events"]), path, seed=seed, **options)
         datasets[name] = {"files": [str(path)], "metadata": _dataset_metadata(meta)}
     return datasets
 

@@ -1,4 +1,4 @@
-"""Tests of the sample emulation (hhcoffea.generate): format, truth, calibration, determinism."""
+"""Tests of the sample emulation (hhcoffea.emulation): format, truth, calibration, determinism."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import uproot
 
 from hhcoffea import constants as C
-from hhcoffea import generate as G
+from hhcoffea.emulation import calibration, detector, generate, generate_arrays, processes, xsec
+from hhcoffea.emulation import cli as emulation_cli
 from hhcoffea.kinematics import delta_phi, invariant_mass, to_cartesian
 
 EXPECTED_BRANCHES = {
@@ -54,18 +55,18 @@ def _read(path):
 @pytest.fixture(scope="module")
 def resonant_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("gen") / "res500.root"
-    meta = G.generate("resonant", 20_000, path, seed=11, m_x=500.0, chunk_size=7_000)
+    meta = generate("resonant", 20_000, path, seed=11, m_x=500.0, chunk_size=7_000)
     return path, meta, _read(path)
 
 
 @pytest.fixture(scope="module")
 def ttbar_events():
-    return G.generate_arrays("ttbar", 12_000, seed=4)
+    return generate_arrays("ttbar", 12_000, seed=4)
 
 
 @pytest.fixture(scope="module")
 def qcd_events():
-    return G.generate_arrays("qcd", 30_000, seed=6)
+    return generate_arrays("qcd", 30_000, seed=6)
 
 
 # --- format ----------------------------------------------------------------------------------
@@ -109,14 +110,14 @@ def test_metadata_sidecar(resonant_file):
     assert meta["process"] == "resonant" and meta["n_generated"] == 20_000 and meta["seed"] == 11
     assert meta["m_x"] == 500.0 and meta["kappa_lambda"] is None
     assert meta["working_point"] == "MV2c10_70"
-    assert meta["xsec_fb"] == pytest.approx(G.RESONANT_XSEC_TABLE[500.0])
+    assert meta["xsec_fb"] == pytest.approx(calibration.RESONANT_XSEC_TABLE[500.0])
 
 
 # --- determinism -----------------------------------------------------------------------------
 def test_deterministic_for_a_seed(tmp_path):
-    a = G.generate("nonresonant", 3_000, tmp_path / "a.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
-    b = G.generate("nonresonant", 3_000, tmp_path / "b.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
-    G.generate("nonresonant", 3_000, tmp_path / "c.root", seed=4, kappa_lambda=5.0, chunk_size=1_000)
+    a = generate("nonresonant", 3_000, tmp_path / "a.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
+    b = generate("nonresonant", 3_000, tmp_path / "b.root", seed=3, kappa_lambda=5.0, chunk_size=1_000)
+    generate("nonresonant", 3_000, tmp_path / "c.root", seed=4, kappa_lambda=5.0, chunk_size=1_000)
     assert a["xsec_fb"] == b["xsec_fb"]
     ea, eb, ec = (_read(tmp_path / f"{x}.root") for x in "abc")
     for field in ea.fields:
@@ -126,9 +127,32 @@ def test_deterministic_for_a_seed(tmp_path):
     assert not np.array_equal(ak.to_numpy(ak.flatten(ea.GenPart_pt)[:100]), ak.to_numpy(ak.flatten(ec.GenPart_pt)[:100]))
 
 
+# Pinned with the code before the generator became a subpackage (hhcoffea/generate.py, commit
+# fddfd0a): events of a fixed seed must not change when the code is reorganised. Counts are exact;
+# sums of float32 columns to 1e-9 (one flipped jet would move them by ~1e-4).
+GOLDEN = {
+    "resonant": ({"m_x": 700.0}, 9612, 4876, 19013, 1053881.164346695, 76846.185503304),
+    "nonresonant": ({"kappa_lambda": 3.0}, 9449, 5161, 16954, 895898.0234050751, 69153.77700397372),
+    "qcd": ({}, 8694, 4476, 12994, 712665.0229816437, 58564.093244314194),
+    "ttbar": ({}, 12077, 2606, 24925, 735255.9352893829, 59993.993555128574),
+}
+
+
+@pytest.mark.parametrize("process", sorted(GOLDEN))
+def test_events_of_a_seed_are_pinned(process):
+    kwargs, n_jets, n_tags, n_genpart, sum_jet_pt, sum_met = GOLDEN[process]
+    ev = generate_arrays(process, 2000, seed=5, chunk_size=900, **kwargs)
+    jets = ev["Jet"]
+    assert int(ak.sum(ak.num(jets))) == n_jets
+    assert int(ak.sum(jets.btag)) == n_tags
+    assert int(ak.sum(ak.num(ev["GenPart"]))) == n_genpart
+    assert float(np.sum(ak.to_numpy(ak.flatten(jets.pt)).astype(np.float64))) == pytest.approx(sum_jet_pt, rel=1e-9)
+    assert float(np.sum(ev["MET_pt"].astype(np.float64))) == pytest.approx(sum_met, rel=1e-9)
+
+
 def test_in_memory_matches_file(resonant_file):
     _, _, ev = resonant_file
-    mem = G.generate_arrays("resonant", 20_000, seed=11, m_x=500.0, chunk_size=7_000)
+    mem = generate_arrays("resonant", 20_000, seed=11, m_x=500.0, chunk_size=7_000)
     assert np.array_equal(ak.to_numpy(ak.flatten(mem["Jet"].pt)), ak.to_numpy(ak.flatten(ev.Jet_pt)))
 
 
@@ -142,7 +166,7 @@ def _higgs_b(gen_pdg, gen_mother):
 @pytest.mark.parametrize("process", ["resonant", "nonresonant"])
 def test_signal_truth_structure(process):
     kw = {"m_x": 800.0} if process == "resonant" else {"kappa_lambda": -3.0}
-    ev = G.generate_arrays(process, 3_000, seed=2, **kw)
+    ev = generate_arrays(process, 3_000, seed=2, **kw)
     gp = ev["GenPart"]
     is_b = _higgs_b(gp.pdgId, gp.genPartIdxMother)
     assert ak.all(ak.sum(is_b, axis=1) == 4)
@@ -160,7 +184,7 @@ def test_signal_truth_structure(process):
         assert np.all(higgs_mother == 0)
         assert ak.all(gp.pdgId[:, 0] == 35)
         mx = ak.to_numpy(gp.mass[:, 0])
-        assert abs(np.median(mx) - 800.0) < 1.0 and np.percentile(abs(mx - 800.0), 90) < 5 * G.X_WIDTH
+        assert abs(np.median(mx) - 800.0) < 1.0 and np.percentile(abs(mx - 800.0), 90) < 5 * processes.X_WIDTH
     else:
         assert np.all(higgs_mother == -1)
         assert not ak.any(gp.pdgId == 35)
@@ -217,10 +241,10 @@ def _binomial_check(tags, n, p, n_sigma=4.0):
 
 @pytest.mark.parametrize("working_point", ["MV2c10_70", "DL1r_77"])
 def test_btag_rates_per_flavour(ttbar_events, working_point):
-    ev = ttbar_events if working_point == "MV2c10_70" else G.generate_arrays("ttbar", 12_000, seed=4, working_point=working_point)
+    ev = ttbar_events if working_point == "MV2c10_70" else generate_arrays("ttbar", 12_000, seed=4, working_point=working_point)
     jets = ev["Jet"]
     wp = C.BTAG_WORKING_POINTS[working_point]
-    central = abs(jets.eta) < G.BTAG_ETA_MAX
+    central = abs(jets.eta) < detector.BTAG_ETA_MAX
     expected = {5: wp["b_efficiency"], 4: 1 / wp["c_rejection"], 0: 1 / wp["light_rejection"]}
     for flavour, p in expected.items():
         sel = central & (jets.hadronFlavour == flavour)
@@ -229,51 +253,51 @@ def test_btag_rates_per_flavour(ttbar_events, working_point):
 
 
 def test_default_working_points():
-    ev_nr = G.generate_arrays("nonresonant", 4_000, seed=1)
+    ev_nr = generate_arrays("nonresonant", 4_000, seed=1)
     b = ev_nr["Jet"][(ev_nr["Jet"].hadronFlavour == 5) & (abs(ev_nr["Jet"].eta) < 2.5)]
     _binomial_check(int(ak.sum(b.btag)), int(ak.count(b.btag)), C.BTAG_WORKING_POINTS["DL1r_77"]["b_efficiency"])
 
 
 # --- nonresonant -----------------------------------------------------------------------------
 def test_nonresonant_xsec_is_quadratic_and_normalised():
-    assert G.nonresonant_xsec(1.0) == pytest.approx(C.GGF_HH_XSEC_SM_13TEV, rel=1e-12)
+    assert xsec.nonresonant_xsec(1.0) == pytest.approx(C.GGF_HH_XSEC_SM_13TEV, rel=1e-12)
     k = np.array([-7.0, -1.0, 0.0, 2.5, 4.0, 12.0])
-    c0, c1, c2 = G.nonresonant_xsec_coefficients()
-    assert np.allclose(G.nonresonant_xsec(k), c0 + c1 * k + c2 * k * k, rtol=1e-12)
+    c0, c1, c2 = xsec.nonresonant_xsec_coefficients()
+    assert np.allclose(xsec.nonresonant_xsec(k), c0 + c1 * k + c2 * k * k, rtol=1e-12)
     # three basis points determine every other value exactly
     basis = np.array([0.0, 1.0, 5.0])
-    coeffs = np.polyfit(basis, G.nonresonant_xsec(basis), 2)
-    assert np.allclose(np.polyval(coeffs, k), G.nonresonant_xsec(k), rtol=1e-9)
+    coeffs = np.polyfit(basis, xsec.nonresonant_xsec(basis), 2)
+    assert np.allclose(np.polyval(coeffs, k), xsec.nonresonant_xsec(k), rtol=1e-9)
     k_min = -c1 / (2 * c2)
     assert 1.8 <= k_min <= 2.8
-    assert k_min == pytest.approx(G.NONRESONANT_XSEC_MINIMUM, abs=2e-3)
-    assert G.nonresonant_xsec(k_min) < G.nonresonant_xsec(k_min - 0.3)
-    assert G.nonresonant_xsec(k_min) < G.nonresonant_xsec(k_min + 0.3)
+    assert k_min == pytest.approx(xsec.NONRESONANT_XSEC_MINIMUM, abs=2e-3)
+    assert xsec.nonresonant_xsec(k_min) < xsec.nonresonant_xsec(k_min - 0.3)
+    assert xsec.nonresonant_xsec(k_min) < xsec.nonresonant_xsec(k_min + 0.3)
     assert c2 > 0 and c1 < 0
 
 
 def test_nonresonant_metadata_xsec(tmp_path):
-    meta = G.generate("nonresonant", 200, tmp_path / "nr.root", kappa_lambda=3.0)
-    assert meta["xsec_fb"] == pytest.approx(G.nonresonant_xsec(3.0) * C.BR_HH_4B)
+    meta = generate("nonresonant", 200, tmp_path / "nr.root", kappa_lambda=3.0)
+    assert meta["xsec_fb"] == pytest.approx(xsec.nonresonant_xsec(3.0) * C.BR_HH_4B)
     assert meta["kappa_lambda"] == 3.0 and meta["m_x"] is None and meta["working_point"] == "DL1r_77"
 
 
 def test_mhh_density_morphs_exactly():
     m = np.linspace(260.0, 1200.0, 50)
-    d = {k: G.mhh_density(m, k) for k in (0.0, 1.0, 5.0, 2.0)}
+    d = {k: xsec.mhh_density(m, k) for k in (0.0, 1.0, 5.0, 2.0)}
     # d(k) = d0 (1-k)(5-k)/5 + d1 k(5-k)/4 + d5 k(k-1)/20  (Lagrange basis on 0, 1, 5)
     k = 2.0
     morphed = d[0.0] * (1 - k) * (5 - k) / 5 + d[1.0] * k * (5 - k) / 4 + d[5.0] * k * (k - 1) / 20
     assert np.allclose(morphed, d[2.0], rtol=1e-9, atol=1e-12)
     # density integrates to the cross section
-    grid = np.linspace(2 * C.HIGGS_MASS, G.MHH_GRID_MAX, 200_001)
-    assert np.trapezoid(G.mhh_density(grid, 1.0), grid) == pytest.approx(31.05, rel=1e-3)
+    grid = np.linspace(2 * C.HIGGS_MASS, xsec.MHH_GRID_MAX, 200_001)
+    assert np.trapezoid(xsec.mhh_density(grid, 1.0), grid) == pytest.approx(31.05, rel=1e-3)
 
 
 def test_mhh_shapes():
     rng = np.random.default_rng(0)
-    sm = G.sample_mhh(rng, 200_000, 1.0)
-    k5 = G.sample_mhh(rng, 200_000, 5.0)
+    sm = xsec.sample_mhh(rng, 200_000, 1.0)
+    k5 = xsec.sample_mhh(rng, 200_000, 5.0)
     assert sm.min() >= 2 * C.HIGGS_MASS
     h, edges = np.histogram(sm, bins=np.arange(250.0, 1500.0, 20.0))
     peak = 0.5 * (edges[np.argmax(h)] + edges[np.argmax(h) + 1])
@@ -283,7 +307,7 @@ def test_mhh_shapes():
     h5, _ = np.histogram(k5, bins=edges)
     assert np.argmax(h5) < np.argmax(h)
     # the generated events carry it: truth m_hh of the two Higgs bosons
-    ev = G.generate_arrays("nonresonant", 5_000, seed=9, kappa_lambda=1.0)
+    ev = generate_arrays("nonresonant", 5_000, seed=9, kappa_lambda=1.0)
     h_ = ev["GenPart"][ev["GenPart"].pdgId == 25]
     p = [ak.to_numpy(x) for x in (h_.pt, h_.eta, h_.phi, h_.mass)]
     px, py, pz, e = to_cartesian(*p)
@@ -311,26 +335,38 @@ def test_qcd_m4j_turns_on_above_150(qcd_events):
 
 
 def test_qcd_four_tag_calibration(qcd_events):
-    eff = G.four_tag_mask(qcd_events["Jet"]).mean()
+    eff = calibration.four_tag_passed(qcd_events["Jet"]).mean()
     n = len(qcd_events["MET_pt"])
     err = np.sqrt(eff * (1 - eff) / n)
-    assert abs(eff - G.QCD_FOUR_TAG_EFFICIENCY) < 4 * err
-    assert G.QCD_XSEC_FB * G.QCD_FOUR_TAG_EFFICIENCY == pytest.approx(C.QCD_4B_XSEC_AFTER_FOUR_TAG)
+    assert abs(eff - calibration.QCD_FOUR_TAG_EFFICIENCY) < 4 * err
+    assert xsec.QCD_XSEC_FB * calibration.QCD_FOUR_TAG_EFFICIENCY == pytest.approx(C.QCD_4B_XSEC_AFTER_FOUR_TAG)
+
+
+def test_calibration_uses_the_processor_four_tag_cut(qcd_events):
+    """four_tag_passed (selection.four_tag_flat on the flat columns) against the cut written out."""
+    jets = qcd_events["Jet"]
+    good = (jets.btag == 1) & (jets.pt > C.FOUR_TAG_PT_MIN) & (abs(jets.eta) < C.FOUR_TAG_ETA_MAX)
+    expected = ak.to_numpy(ak.sum(good, axis=1) >= C.FOUR_TAG_N_BJETS)
+    passed = calibration.four_tag_passed(jets)
+    assert passed.dtype == bool and 500 < passed.sum() < 2000
+    assert np.array_equal(passed, expected)
+    mass = calibration.leading_bjets_mass(jets)
+    assert np.isnan(mass[~passed]).all() and (mass[passed] > 150.0).mean() > 0.99
 
 
 def test_resonant_four_tag_calibration(resonant_file):
     _, meta, ev = resonant_file
     jets = ak.zip({"pt": ev.Jet_pt, "eta": ev.Jet_eta, "btag": ev.Jet_btag})
     n = meta["n_generated"]
-    eff = G.four_tag_mask(jets).mean()
+    eff = calibration.four_tag_passed(jets).mean()
     accepted = meta["xsec_fb"] * eff
     err = meta["xsec_fb"] * np.sqrt(eff * (1 - eff) / n)
     assert abs(accepted - C.RESONANT_XSEC_AFTER_FOUR_TAG[500.0]) < 4 * err
-    assert G.resonant_xsec(1000.0) * G.RESONANT_FOUR_TAG_EFFICIENCY[1000.0] == pytest.approx(0.081, rel=1e-3)
+    assert xsec.resonant_xsec(1000.0) * calibration.RESONANT_FOUR_TAG_EFFICIENCY[1000.0] == pytest.approx(0.081, rel=1e-3)
     # log interpolation between table points, falling with mass
-    x = G.resonant_xsec(np.array([500.0, 550.0, 600.0]))
+    x = xsec.resonant_xsec(np.array([500.0, 550.0, 600.0]))
     assert x[1] == pytest.approx(np.sqrt(x[0] * x[2]), rel=1e-9)
-    assert np.all(np.diff(G.resonant_xsec(np.linspace(260.0, 4000.0, 40))) < 0)
+    assert np.all(np.diff(xsec.resonant_xsec(np.linspace(260.0, 4000.0, 40))) < 0)
 
 
 def test_ttbar_truth_and_w_mass(ttbar_events):
@@ -375,18 +411,31 @@ def test_ttbar_truth_and_w_mass(ttbar_events):
 )
 def test_bad_arguments(tmp_path, args, kwargs, message):
     with pytest.raises(ValueError, match=message) as err:
-        G.generate(args[0], args[1], tmp_path / "x.root", **kwargs)
+        generate(args[0], args[1], tmp_path / "x.root", **kwargs)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "x.root").exists()
 
 
 def test_cli(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    G.add_arguments(parser)
+    emulation_cli.add_arguments(parser)
     out = tmp_path / "cli.root"
     args = parser.parse_args(["resonant", "--m-x", "700", "-n", "500", "-o", str(out), "--seed", "1"])
-    assert G.main(args) == 0
+    assert emulation_cli.main(args) == 0
     meta = json.loads((tmp_path / "cli.root.json").read_text())
     assert meta["m_x"] == 700.0 and meta["n_generated"] == 500 and meta["seed"] == 1
     assert _read(out).nJet.type.length == 500
     assert "cli.root" in capsys.readouterr().out
+
+
+def test_cli_module_is_light():
+    """Every hhcoffea parser imports emulation.cli; the detector and uproot wait for the command."""
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, sys, hhcoffea.emulation.cli as c; c.add_arguments(argparse.ArgumentParser()); "
+        "print(sorted(m for m in ('uproot', 'awkward', 'hhcoffea.emulation.detector', 'hhcoffea.emulation.processes') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]
+    assert out == "['hhcoffea.emulation.processes']"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hhcoffea.generate import nonresonant_xsec
+from hhcoffea.emulation.xsec import nonresonant_xsec
 from hhcoffea.job import load_job
 from hhcoffea.runner import run_job
 from hhcoffea.stats import morphing, workspace

@@ -234,7 +234,7 @@ def vetoed_fraction(process, n_events, **options):
     Every b and c jet counts as tagged: tt̄ reaches four tags mostly through the c jets of W -> cs,
     which the working points tag too rarely for a small sample to keep enough tt̄ events.
     """
-    from hhcoffea.generate import generate_arrays
+    from hhcoffea.emulation import generate_arrays
 
     raw = generate_arrays(process, n_events, seed=17, **options)["Jet"]
     tagged = (raw.hadronFlavour == 5) | (raw.hadronFlavour == 4)

@@ -1,0 +1,172 @@
+"""Densities and cross sections of the emulated processes (13 TeV).
+
+``xsec_fb`` in a sample's sidecar is sigma x BR into the generated final state at 13 TeV; a
+processor weight is genWeight (always 1) x xsec_fb x luminosity / n_generated
+(:func:`sample_xsec_fb`).
+
+Non-resonant m_hh
+-----------------
+ggF hh -> bbbb at any kappa_lambda. dsigma/dm_hh ~ (2 m_hh/s) dL_gg/dtau(tau) * s_hat beta |A|^2
+with the LO heavy-top amplitude of PHYSICS.md ("Calibration numbers"): A = kappa C_tri F_tri +
+F_box, C_tri = 3 m_h^2/(s-m_h^2), F_tri = 2/3, F_box = -2/3. The m_hh of an event is drawn by
+numerical inverse-CDF sampling on a fine grid (:func:`sample_mhh`). One kappa-independent factor
+normalises the LO integral to sigma_SM(13 TeV) = 31.05 fb, so :func:`nonresonant_xsec` is exactly
+quadratic in kappa and any kappa shape is an exact linear combination of three basis samples
+(:func:`mhh_density` gives the shape). With the effective gluon density below, the emulated SM
+m_hh peaks at ~435 GeV (median ~580 GeV: the heavy-top amplitude has a harder tail than the full
+theory) and sigma(kappa) = 57.73 - 34.97 kappa + 8.290 kappa^2 fb has its minimum at
+``NONRESONANT_XSEC_MINIMUM`` = 2.11 (the NNLO parametrisation of PHYSICS.md has it at 2.28, and
+11.06 kappa^2; the LO emulation is flatter in kappa).
+
+Other processes
+---------------
+* resonant: ``calibration.RESONANT_XSEC_TABLE``, interpolated linearly in log(sigma)
+  (extrapolated with the edge slopes) by :func:`resonant_xsec`.
+* nonresonant: ``nonresonant_xsec(kappa) * BR_HH_4B``.
+* qcd: ``QCD_XSEC_FB`` = 6.03e3 fb / measured four-tag efficiency (2.92%) = 2.06e5 fb.
+* ttbar: 832 pb x BR(all-hadronic) 0.457 = 3.80e5 fb (four-tag efficiency ~2e-4, not calibrated).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .. import constants as C
+from .calibration import QCD_FOUR_TAG_EFFICIENCY, RESONANT_XSEC_TABLE
+
+__all__ = [
+    "MHH_GRID_MAX",
+    "NONRESONANT_XSEC_MINIMUM",
+    "QCD_XSEC_FB",
+    "SQRT_S",
+    "TTBAR_XSEC_FB",
+    "mhh_density",
+    "nonresonant_xsec",
+    "nonresonant_xsec_coefficients",
+    "resonant_xsec",
+    "sample_mhh",
+    "sample_xsec_fb",
+]
+
+SQRT_S = 13000.0  # GeV; all samples are 13 TeV kinematics (PHYSICS.md, Calibration)
+
+# Emulation tuning, not PHYSICS.md: the nonresonant m_hh effective gluon density
+# x g(x) = x^-delta (1 - x)^eta (normalisation irrelevant). Steeper than a real gluon at large x on
+# purpose: it stands in for the fall-off of the full-top-mass box that the heavy-top amplitude
+# lacks, so that the SM m_hh peaks at ~430 GeV and sigma(k=5)/sigma(k=1) = 2.9 (NNLO: 3.05), with
+# the minimum of sigma(k) at k = 2.11.
+GLUON_DELTA, GLUON_ETA = 0.8, 15.0
+MHH_GRID_MAX = 4000.0  # GeV, upper end of the inverse-CDF grid
+MHH_GRID_POINTS = 20001
+
+#: kappa_lambda at the minimum of nonresonant_xsec: -c1 / (2 c2) of the emulated LO integrals
+#: (c0, c1, c2) = (57.73, -34.97, 8.290) fb; the NNLO parametrisation has it at 2.28
+NONRESONANT_XSEC_MINIMUM = 2.109
+
+# QCD pp -> bbbb after the generator-level cut: 6.03e3 fb after the four-tag cut (PHYSICS.md,
+# constants.QCD_4B_XSEC_AFTER_FOUR_TAG) / measured four-tag efficiency
+QCD_XSEC_FB = C.QCD_4B_XSEC_AFTER_FOUR_TAG / QCD_FOUR_TAG_EFFICIENCY  # 2.064e5 fb
+# all-hadronic ttbar: not in PHYSICS.md and not calibrated to the four-tag table (four-tag
+# efficiency ~1.9e-4); an emulation input
+TTBAR_XSEC_PB = 832.0  # 13 TeV NNLO+NNLL
+TTBAR_BR_ALL_HADRONIC = 0.457
+TTBAR_XSEC_FB = TTBAR_XSEC_PB * 1e3 * TTBAR_BR_ALL_HADRONIC
+
+
+# --- nonresonant m_hh density and cross section ------------------------------------------------
+@functools.cache
+def _mhh_components():
+    """m_hh grid and the three kappa-basis densities dsigma/dm (BB, BT, TT), unnormalised."""
+    m = np.linspace(2 * C.HIGGS_MASS, MHH_GRID_MAX, MHH_GRID_POINTS)
+    shat = m * m
+    tau = shat / SQRT_S**2
+    # dL/dtau = tau^(-1-delta) (-ln tau) int_0^1 (1 - tau^v)^eta (1 - tau^(1-v))^eta dv
+    v = (np.arange(128) + 0.5) / 128.0
+    log_tau = np.log(tau)[:, None]
+    integrand = (1.0 - np.exp(v * log_tau)) ** GLUON_ETA * (1.0 - np.exp((1.0 - v) * log_tau)) ** GLUON_ETA
+    lumi = tau ** (-1.0 - GLUON_DELTA) * (-np.log(tau)) * integrand.mean(axis=1)
+    beta = np.sqrt(np.clip(1.0 - 4 * C.HIGGS_MASS**2 / shat, 0.0, None))
+    f_tri, f_box = 2.0 / 3.0, -2.0 / 3.0
+    tri = 3 * C.HIGGS_MASS**2 / (shat - C.HIGGS_MASS**2) * f_tri
+    box = np.full_like(m, f_box)
+    common = 2 * m / SQRT_S**2 * lumi * shat * beta
+    return m, common * box * box, common * box * tri, common * tri * tri
+
+
+def _trapezoid_cumulative(y, x):
+    out = np.zeros_like(y)
+    out[1:] = np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(x))
+    return out
+
+
+@functools.cache
+def _nonresonant_integrals():
+    m, bb, bt, tt = _mhh_components()
+    ints = np.array([_trapezoid_cumulative(c, m)[-1] for c in (bb, bt, tt)])
+    norm = C.GGF_HH_XSEC_SM_13TEV / (ints[0] + 2 * ints[1] + ints[2])
+    return norm * ints  # fb: sigma(k) = I_BB + 2 k I_BT + k^2 I_TT
+
+
+def nonresonant_xsec(kappa_lambda):
+    """Emulated sigma(gg -> hh) at 13 TeV in fb (before BR) vs kappa_lambda; exactly quadratic.
+
+    One kappa-independent factor normalises the LO heavy-top integral to 31.05 fb at kappa = 1.
+    The minimum lies at ``NONRESONANT_XSEC_MINIMUM`` (~2.1) where this approximation puts it.
+    """
+    i_bb, i_bt, i_tt = _nonresonant_integrals()
+    k = np.asarray(kappa_lambda, dtype=np.float64)
+    out = i_bb + 2.0 * k * i_bt + k * k * i_tt
+    return float(out) if out.ndim == 0 else out
+
+
+def nonresonant_xsec_coefficients() -> tuple[float, float, float]:
+    """(c0, c1, c2) with nonresonant_xsec(k) = c0 + c1 k + c2 k^2 (fb, before BR)."""
+    i_bb, i_bt, i_tt = _nonresonant_integrals()
+    return float(i_bb), float(2 * i_bt), float(i_tt)
+
+
+def mhh_density(m_hh, kappa_lambda):
+    """dsigma/dm_hh (fb/GeV, before BR) of the emulation at ``m_hh`` for ``kappa_lambda``."""
+    m, bb, bt, tt = _mhh_components()
+    i_bb, i_bt, i_tt = _nonresonant_integrals()
+    scale = i_bb / _trapezoid_cumulative(bb, m)[-1]
+    k = float(kappa_lambda)
+    return np.interp(m_hh, m, scale * (bb + 2 * k * bt + k * k * tt), left=0.0, right=0.0)
+
+
+def sample_mhh(rng, n, kappa_lambda):
+    """Draw ``n`` m_hh values for ``kappa_lambda`` by inverse CDF on a fine grid."""
+    m, bb, bt, tt = _mhh_components()
+    k = float(kappa_lambda)
+    pdf = np.clip(bb + 2 * k * bt + k * k * tt, 0.0, None)
+    cdf = _trapezoid_cumulative(pdf, m)
+    cdf /= cdf[-1]
+    return np.interp(rng.uniform(0.0, 1.0, n), cdf, m)
+
+
+# --- resonant and per-sample cross sections -----------------------------------------------------
+def resonant_xsec(m_x):
+    """sigma(pp -> X -> hh -> 4b) at 13 TeV in fb, log-interpolated in RESONANT_XSEC_TABLE."""
+    masses = np.array(sorted(RESONANT_XSEC_TABLE))
+    logs = np.log([RESONANT_XSEC_TABLE[m] for m in masses])
+    m = np.asarray(m_x, dtype=np.float64)
+    out = np.interp(m, masses, logs)
+    lo_slope = (logs[1] - logs[0]) / (masses[1] - masses[0])
+    hi_slope = (logs[-1] - logs[-2]) / (masses[-1] - masses[-2])
+    out = np.where(m < masses[0], logs[0] + lo_slope * (m - masses[0]), out)
+    out = np.where(m > masses[-1], logs[-1] + hi_slope * (m - masses[-1]), out)
+    out = np.exp(out)
+    return float(out) if out.ndim == 0 else out
+
+
+def sample_xsec_fb(process: str, m_x: float | None, kappa_lambda: float | None) -> float:
+    """``xsec_fb`` of a sample: sigma x BR into the generated final state at 13 TeV (fb)."""
+    if process == "resonant":
+        return resonant_xsec(m_x)
+    if process == "nonresonant":
+        return nonresonant_xsec(kappa_lambda) * C.BR_HH_4B
+    if process == "qcd":
+        return QCD_XSEC_FB
+    return TTBAR_XSEC_FB
