@@ -39,6 +39,7 @@ def ensure_samples(job: Job, console=None) -> dict:
     if not spec:
         return {}
     from .emulation import generate
+    from .emulation.xsec import sample_xsec_fb
 
     directory = job.resolve(spec.get("directory", "data"))
     directory.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,7 @@ def ensure_samples(job: Job, console=None) -> dict:
         seed = sample_seed(spec.get("seed", 0), name)
         # the sidecar records how a file was made; any difference means make it again
         expected = {"process": sample["process"], "n_generated": int(sample["n_events"]), "seed": seed, **options}
+        expected["xsec_fb"] = sample_xsec_fb(sample["process"], options.get("m_x"), options.get("kappa_lambda"))
         meta = json.loads(sidecar.read_text()) if path.exists() and sidecar.exists() else None
         if meta is None or any(meta.get(k) != v for k, v in expected.items()):
             if console:

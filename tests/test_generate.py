@@ -276,10 +276,44 @@ def test_nonresonant_xsec_is_quadratic_and_normalised():
     assert c2 > 0 and c1 < 0
 
 
-def test_nonresonant_metadata_xsec(tmp_path):
-    meta = generate("nonresonant", 200, tmp_path / "nr.root", kappa_lambda=3.0)
-    assert meta["xsec_fb"] == pytest.approx(xsec.nonresonant_xsec(3.0) * C.BR_HH_4B)
-    assert meta["kappa_lambda"] == 3.0 and meta["m_x"] is None and meta["working_point"] == "DL1r_77"
+@pytest.mark.parametrize("kappa_lambda", [-6.0, 0.0, 1.0, 2.28, 3.0, 10.0])
+def test_nonresonant_sidecar_xsec_is_nnlo_times_br(tmp_path, kappa_lambda):
+    """sigma_NNLO(kappa) = 70.3874 - 50.4111 kappa + 11.0595 kappa^2 fb (PHYSICS.md) x 0.5824^2."""
+    meta = generate("nonresonant", 200, tmp_path / "nr.root", kappa_lambda=kappa_lambda)
+    nnlo = 70.3874 - 50.4111 * kappa_lambda + 11.0595 * kappa_lambda**2
+    assert meta["xsec_fb"] == pytest.approx(nnlo * 0.5824**2, rel=1e-12)
+    assert json.loads((tmp_path / "nr.root.json").read_text())["xsec_fb"] == meta["xsec_fb"]
+    assert "NNLO" in meta["xsec_source"]
+    assert meta["kappa_lambda"] == kappa_lambda and meta["m_x"] is None and meta["working_point"] == "DL1r_77"
+    # the emulated (LO) sigma normalises the shape only; it differs away from kappa = 1
+    k_factor = xsec.nonresonant_k_factor(kappa_lambda)
+    assert meta["xsec_fb"] == pytest.approx(xsec.nonresonant_xsec(kappa_lambda) * k_factor * C.BR_HH_4B, rel=1e-12)
+    assert (abs(k_factor - 1.0) < 1e-3) == (kappa_lambda == 1.0)
+
+
+def test_sample_xsec_default_kappa_and_errors():
+    assert xsec.sample_xsec_fb("nonresonant", None, None) == pytest.approx(C.ggf_hh_xsec_13tev(1.0) * C.BR_HH_4B)
+    assert xsec.sample_xsec_fb("resonant", 500, None) == pytest.approx(calibration.RESONANT_XSEC_TABLE[500.0])
+    with pytest.raises(ValueError, match="needs m_x"):
+        xsec.sample_xsec_fb("resonant", None, None)
+    with pytest.raises(ValueError, match="unknown process"):
+        xsec.sample_xsec_fb("zprime", None, None)
+
+
+def test_nnlo_morphing_coefficients_are_exact_on_densities():
+    """Densities normalised to sigma_NNLO at kappa_i morph into the one at kappa exactly."""
+    m = np.linspace(260.0, 1500.0, 60)
+    nnlo_density = lambda k: xsec.mhh_density(m, k) * xsec.nonresonant_k_factor(k)  # noqa: E731
+    basis = (0.0, 1.0, 5.0)
+    for k in (-3.0, 2.5, 8.0):
+        d = xsec.nonresonant_morphing_coefficients(basis, k)
+        morphed = sum(di * nnlo_density(ki) for di, ki in zip(d, basis))
+        np.testing.assert_allclose(morphed, nnlo_density(k), rtol=1e-9, atol=1e-12)
+        # the plain Lagrange coefficients get the total right but not the shape
+        from hhcoffea.stats.morphing import basis_coefficients
+
+        plain = sum(ci * nnlo_density(ki) for ci, ki in zip(basis_coefficients(basis, k), basis))
+        assert np.max(np.abs(plain / nnlo_density(k) - 1.0)) > 0.05
 
 
 def test_mhh_density_morphs_exactly():
@@ -291,7 +325,7 @@ def test_mhh_density_morphs_exactly():
     assert np.allclose(morphed, d[2.0], rtol=1e-9, atol=1e-12)
     # density integrates to the cross section
     grid = np.linspace(2 * C.HIGGS_MASS, xsec.MHH_GRID_MAX, 200_001)
-    assert np.trapezoid(xsec.mhh_density(grid, 1.0), grid) == pytest.approx(31.05, rel=1e-3)
+    assert np.trapezoid(xsec.mhh_density(grid, 1.0), grid) == pytest.approx(31.05, rel=1e-3)  # emulated, not NNLO
 
 
 def test_mhh_shapes():
@@ -439,3 +473,26 @@ def test_cli_module_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]
     assert out == "['hhcoffea.emulation.processes']"
+
+
+def test_job_samples_with_a_stale_cross_section_are_remade(tmp_path):
+    """A sidecar written with another normalisation (e.g. before NNLO) does not survive a run."""
+    import yaml
+
+    from hhcoffea.job import load_job
+    from hhcoffea.runner import ensure_samples
+
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump({
+        "name": "stale", "output": "out", "pairers": {"min_dr": {}},
+        "samples": {"directory": "data", "seed": 1, "generate": {"hh": {"process": "nonresonant", "kappa_lambda": 5.0, "n_events": 300}}},
+    }))
+    nnlo = C.ggf_hh_xsec_13tev(5.0) * C.BR_HH_4B
+    first = ensure_samples(load_job(job_file))["hh"]["metadata"]["xsec_fb"]
+    sidecar = tmp_path / "data" / "hh.root.json"
+    meta = json.loads(sidecar.read_text())
+    meta["xsec_fb"] = xsec.nonresonant_xsec(5.0) * C.BR_HH_4B  # the emulated (LO) normalisation
+    sidecar.write_text(json.dumps(meta))
+    again = ensure_samples(load_job(job_file))["hh"]["metadata"]["xsec_fb"]
+    assert first == pytest.approx(nnlo, rel=1e-12) and again == first
+    assert json.loads(sidecar.read_text())["xsec_fb"] == first

@@ -1,7 +1,8 @@
 """Writing a sample: the NanoAOD-like ROOT file (FORMATS.md layout 2) and its JSON sidecar.
 
 The sidecar ``<file>.json`` holds the dataset metadata: ``process``, ``xsec_fb`` (sigma x BR into
-the generated final state at 13 TeV, ``xsec.sample_xsec_fb``), ``n_generated``, ``m_x``,
+the generated final state at 13 TeV, ``xsec.sample_xsec_fb``: sigma_NNLO(kappa_lambda) x BR for
+non-resonant samples), ``xsec_source`` (where that number comes from), ``n_generated``, ``m_x``,
 ``kappa_lambda``, ``working_point``, ``seed``, ``chunk_size``, ``branching_ratio`` (BR(hh -> 4b)
 for nonresonant, else null), ``sqrt_s`` in GeV (13000.0) and ``tree`` = "Events". Files are
 written with LZ4 compression (ZLIB would cap the rate at ~30k events/s); reading them needs the
@@ -17,7 +18,7 @@ import uproot
 
 from .. import constants as C
 from .chunks import check_arguments, iter_chunks
-from .xsec import SQRT_S, sample_xsec_fb
+from .xsec import SQRT_S, XSEC_SOURCE, sample_xsec_fb
 
 __all__ = ["TREE_NAME", "generate"]
 
@@ -67,6 +68,7 @@ def generate(
         "tree": TREE_NAME,
         "n_generated": int(n_events),
         "xsec_fb": xsec,
+        "xsec_source": XSEC_SOURCE[process],
         "m_x": m_x_c,
         "kappa_lambda": kappa_c,
         "working_point": wp,

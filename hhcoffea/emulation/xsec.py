@@ -4,25 +4,37 @@
 processor weight is genWeight (always 1) x xsec_fb x luminosity / n_generated
 (:func:`sample_xsec_fb`).
 
-Non-resonant m_hh
------------------
-ggF hh -> bbbb at any kappa_lambda. dsigma/dm_hh ~ (2 m_hh/s) dL_gg/dtau(tau) * s_hat beta |A|^2
-with the LO heavy-top amplitude of PHYSICS.md ("Calibration numbers"): A = kappa C_tri F_tri +
-F_box, C_tri = 3 m_h^2/(s-m_h^2), F_tri = 2/3, F_box = -2/3. The m_hh of an event is drawn by
-numerical inverse-CDF sampling on a fine grid (:func:`sample_mhh`). One kappa-independent factor
-normalises the LO integral to sigma_SM(13 TeV) = 31.05 fb, so :func:`nonresonant_xsec` is exactly
-quadratic in kappa and any kappa shape is an exact linear combination of three basis samples
-(:func:`mhh_density` gives the shape). With the effective gluon density below, the emulated SM
-m_hh peaks at ~435 GeV (median ~580 GeV: the heavy-top amplitude has a harder tail than the full
-theory) and sigma(kappa) = 57.73 - 34.97 kappa + 8.290 kappa^2 fb has its minimum at
-``NONRESONANT_XSEC_MINIMUM`` = 2.11 (the NNLO parametrisation of PHYSICS.md has it at 2.28, and
-11.06 kappa^2; the LO emulation is flatter in kappa).
+Non-resonant: NNLO normalisation, emulated shapes
+-------------------------------------------------
+A non-resonant sample at kappa_lambda is normalised to the NNLO cross section of PHYSICS.md
+("Calibration numbers"), sigma_NNLO(kappa) = 70.3874 - 50.4111 kappa + 11.0595 kappa^2 fb
+(``constants.ggf_hh_xsec_13tev``), times BR(hh -> 4b) = 0.5824^2. The emulation gives only the
+shape and the acceptance (which events, with which kinematics).
+
+The shape: dsigma/dm_hh ~ (2 m_hh/s) dL_gg/dtau(tau) * s_hat beta |A|^2 with the LO heavy-top
+amplitude of PHYSICS.md: A = kappa C_tri F_tri + F_box, C_tri = 3 m_h^2/(s-m_h^2), F_tri = 2/3,
+F_box = -2/3. The m_hh of an event is drawn by numerical inverse-CDF sampling on a fine grid
+(:func:`sample_mhh`). One kappa-independent factor normalises the LO integral to
+sigma_SM(13 TeV) = 31.05 fb, so the emulated :func:`nonresonant_xsec` = 57.73 - 34.97 kappa +
+8.290 kappa^2 fb is exactly quadratic and :func:`mhh_density` is, bin by bin, a quadratic in kappa.
+With the effective gluon density below, the SM m_hh peaks at ~435 GeV (median ~580 GeV: the
+heavy-top amplitude has a harder tail than the full theory); the emulated sigma(kappa) has its
+minimum at ``NONRESONANT_XSEC_MINIMUM`` = 2.11 (NNLO: 2.28).
+
+Morphing. The emulated and the NNLO kappa dependence differ (the ratio
+:func:`nonresonant_k_factor` runs from 1.22 at kappa = 0 through 1 at kappa = 1 to 0.61 near
+kappa = 2.5 and 1.18 at kappa = 7). Cross sections still morph exactly with the plain Lagrange
+coefficients c_i(kappa) of three basis points, because sigma_NNLO is quadratic. Templates of
+NNLO-normalised samples morph exactly with d_i(kappa) = c_i(kappa) K(kappa) / K(kappa_i)
+(:func:`nonresonant_morphing_coefficients`). These divide out each basis sample's K, morph the
+emulated shapes (exactly quadratic) and multiply by K at the target. The plain c_i do not give
+the shape: no family of LO heavy-top shapes normalised to sigma_NNLO is quadratic in kappa bin by
+bin.
 
 Other processes
 ---------------
 * resonant: ``calibration.RESONANT_XSEC_TABLE``, interpolated linearly in log(sigma)
   (extrapolated with the edge slopes) by :func:`resonant_xsec`.
-* nonresonant: ``nonresonant_xsec(kappa) * BR_HH_4B``.
 * qcd: ``QCD_XSEC_FB`` = 6.03e3 fb / measured four-tag efficiency (2.92%) = 2.06e5 fb.
 * ttbar: 832 pb x BR(all-hadronic) 0.457 = 3.80e5 fb (four-tag efficiency ~2e-4, not calibrated).
 """
@@ -43,9 +55,13 @@ __all__ = [
     "SQRT_S",
     "TTBAR_XSEC_FB",
     "mhh_density",
+    "nonresonant_k_factor",
+    "nonresonant_morphing_coefficients",
     "nonresonant_xsec",
     "nonresonant_xsec_coefficients",
+    "nonresonant_xsec_nnlo",
     "resonant_xsec",
+    "XSEC_SOURCE",
     "sample_mhh",
     "sample_xsec_fb",
 ]
@@ -110,15 +126,45 @@ def _nonresonant_integrals():
 
 
 def nonresonant_xsec(kappa_lambda):
-    """Emulated sigma(gg -> hh) at 13 TeV in fb (before BR) vs kappa_lambda; exactly quadratic.
+    """Emulated (LO heavy-top) sigma(gg -> hh) at 13 TeV in fb (before BR); exactly quadratic.
 
-    One kappa-independent factor normalises the LO heavy-top integral to 31.05 fb at kappa = 1.
-    The minimum lies at ``NONRESONANT_XSEC_MINIMUM`` (~2.1) where this approximation puts it.
+    One kappa-independent factor normalises the LO integral to 31.05 fb at kappa = 1; the minimum
+    lies at ``NONRESONANT_XSEC_MINIMUM`` (~2.1) where this approximation puts it. This is the
+    normalisation of the shapes only: samples are normalised to :func:`nonresonant_xsec_nnlo`.
     """
     i_bb, i_bt, i_tt = _nonresonant_integrals()
     k = np.asarray(kappa_lambda, dtype=np.float64)
     out = i_bb + 2.0 * k * i_bt + k * k * i_tt
     return float(out) if out.ndim == 0 else out
+
+
+def nonresonant_xsec_nnlo(kappa_lambda):
+    """sigma_NNLO(gg -> hh) at 13 TeV in fb (before BR): ``constants.ggf_hh_xsec_13tev``, the
+    normalisation of every non-resonant sample (PHYSICS.md, Calibration numbers)."""
+    out = C.ggf_hh_xsec_13tev(np.asarray(kappa_lambda, dtype=np.float64))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def nonresonant_k_factor(kappa_lambda):
+    """K(kappa) = sigma_NNLO(kappa) / emulated sigma(kappa): the factor from the emulated shape
+    normalisation to the sample normalisation (1 at kappa = 1 within 5e-4)."""
+    return nonresonant_xsec_nnlo(kappa_lambda) / nonresonant_xsec(kappa_lambda)
+
+
+def nonresonant_morphing_coefficients(basis_kappas, kappa_lambda) -> np.ndarray:
+    """Coefficients d_i with template(kappa) = sum_i d_i basis_i for NNLO-normalised samples.
+
+    d_i(kappa) = c_i(kappa) K(kappa) / K(kappa_i), with c_i the Lagrange coefficients of
+    ``hhcoffea.stats.morphing.basis_coefficients``: exact for the shapes (the emulated densities
+    are quadratic in kappa) and for the total, sum_i d_i sigma_NNLO(kappa_i) = sigma_NNLO(kappa).
+    Shape ``(3,)`` or ``(n, 3)`` like ``basis_coefficients``.
+    """
+    from ..stats.morphing import basis_coefficients  # the one Lagrange inversion; stats is heavy
+
+    basis = np.asarray(basis_kappas, dtype=float)
+    c = basis_coefficients(basis, kappa_lambda)
+    k_target = np.asarray(nonresonant_k_factor(kappa_lambda), dtype=float)[..., None]
+    return c * k_target / nonresonant_k_factor(basis)
 
 
 def nonresonant_xsec_coefficients() -> tuple[float, float, float]:
@@ -146,6 +192,15 @@ def sample_mhh(rng, n, kappa_lambda):
     return np.interp(rng.uniform(0.0, 1.0, n), cdf, m)
 
 
+#: where each process's ``xsec_fb`` comes from (written to the sidecar)
+XSEC_SOURCE = {
+    "resonant": "calibrated to the four-tag cross sections of PHYSICS.md",
+    "nonresonant": "NNLO sigma(kappa_lambda) of PHYSICS.md x BR(hh->4b); the emulation gives shape and acceptance",
+    "qcd": "calibrated to the four-tag cross section of PHYSICS.md",
+    "ttbar": "832 pb x BR(all-hadronic) 0.457, not calibrated",
+}
+
+
 # --- resonant and per-sample cross sections -----------------------------------------------------
 def resonant_xsec(m_x):
     """sigma(pp -> X -> hh -> 4b) at 13 TeV in fb, log-interpolated in RESONANT_XSEC_TABLE."""
@@ -162,11 +217,19 @@ def resonant_xsec(m_x):
 
 
 def sample_xsec_fb(process: str, m_x: float | None, kappa_lambda: float | None) -> float:
-    """``xsec_fb`` of a sample: sigma x BR into the generated final state at 13 TeV (fb)."""
+    """``xsec_fb`` of a sample: sigma x BR into the generated final state at 13 TeV (fb).
+
+    Non-resonant: sigma_NNLO(kappa) x BR(hh -> 4b) (kappa defaults to 1); resonant and
+    backgrounds as calibrated.
+    """
     if process == "resonant":
-        return resonant_xsec(m_x)
+        if m_x is None:
+            raise ValueError("process 'resonant' needs m_x (the X mass in GeV)")
+        return resonant_xsec(float(m_x))
     if process == "nonresonant":
-        return nonresonant_xsec(kappa_lambda) * C.BR_HH_4B
+        return nonresonant_xsec_nnlo(1.0 if kappa_lambda is None else float(kappa_lambda)) * C.BR_HH_4B
     if process == "qcd":
         return QCD_XSEC_FB
-    return TTBAR_XSEC_FB
+    if process == "ttbar":
+        return TTBAR_XSEC_FB
+    raise ValueError(f"unknown process {process!r}")
