@@ -59,31 +59,41 @@ def _axis(name: str, label: str, bins) -> hist.axis.AxesMixin:
     return hist.axis.Variable([float(b) for b in bins], name=name, label=label)
 
 
-def category_axes():
+def category_axes(datasets=(), pairers=(), systematics=(NOMINAL,)):
+    """The category axes; growing, and seeded with the categories a chunk fills, so that a
+    chunk (or a whole dataset) where nothing passes still has its bins."""
     return (
-        hist.axis.StrCategory([], name="dataset", label="Dataset", growth=True),
+        hist.axis.StrCategory(list(datasets), name="dataset", label="Dataset", growth=True),
         hist.axis.StrCategory(list(REGIONS), name="region", label="Region"),
-        hist.axis.StrCategory([], name="pairer", label="Pairer", growth=True),
-        hist.axis.StrCategory([NOMINAL], name="systematic", label="Systematic", growth=True),
+        hist.axis.StrCategory(list(pairers), name="pairer", label="Pairer", growth=True),
+        hist.axis.StrCategory(list(systematics), name="systematic", label="Systematic", growth=True),
     )
 
 
-def book(binning: dict | None = None) -> dict[str, hist.Hist]:
-    """Empty histograms: every observable, the (m_h1, m_h2) plane and the truth-pairing counts."""
+def book(binning: dict | None = None, datasets=(), pairers=(), systematics: dict | None = None) -> dict[str, hist.Hist]:
+    """Empty histograms: every observable, the (m_h1, m_h2) plane and the truth-pairing counts.
+
+    ``systematics``: histogram name -> variation names it is filled for (besides nominal).
+    """
     binning = binning or {}
+    systematics = systematics or {}
+
+    def axes(name):
+        return category_axes(datasets, pairers, (NOMINAL, *systematics.get(name, ())))
+
     out = {}
     for name, obs in OBSERVABLES.items():
         bins = binning.get(name, obs.bins)
-        out[name] = hist.Hist(*category_axes(), _axis(name, obs.label, bins), storage=hist.storage.Weight())
+        out[name] = hist.Hist(*axes(name), _axis(name, obs.label, bins), storage=hist.storage.Weight())
     out["m_h1_m_h2"] = hist.Hist(
-        *category_axes(),
+        *axes("m_h1_m_h2"),
         _axis("m_h1", r"$m_{h_1}$ [GeV]", MASS_PLANE_BINS),
         _axis("m_h2", r"$m_{h_2}$ [GeV]", MASS_PLANE_BINS),
         storage=hist.storage.Weight(),
     )
     out["pairing_truth"] = hist.Hist(
-        hist.axis.StrCategory([], name="dataset", growth=True),
-        hist.axis.StrCategory([], name="pairer", growth=True),
+        hist.axis.StrCategory(list(datasets), name="dataset", growth=True),
+        hist.axis.StrCategory(list(pairers), name="pairer", growth=True),
         hist.axis.StrCategory(list(JET_MULTIPLICITY_BINS), name="n_jets", label="Selected jets"),
         # the seeds' convention: every jet with pT >= 20 GeV (PHYSICS.md "Objects and preselection")
         hist.axis.StrCategory(list(JET_MULTIPLICITY_BINS), name="n_jets_all", label="Jets with pT >= 20 GeV"),

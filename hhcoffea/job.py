@@ -12,7 +12,8 @@ or edges, systematics: [variation, ...]}}``), ``systematics`` (``{name: {type:
 jet_energy_scale, size: 0.02}}``), ``selection`` (``jet_pt_min``, ``jet_eta_max``),
 ``executor`` (``name: iterative|futures|dask``, ``workers``, ``chunksize``, ``address`` of a dask
 scheduler, ``checkpoint`` folder to resume from), ``quick_chunks`` (chunks per dataset in quick-test
-mode), ``on_bad_file`` (``skip`` or ``fail``), ``statistics`` (read by ``hhcoffea limits``).
+mode), ``on_bad_file`` (``skip`` or ``fail``), ``normalise`` (``generated``: weights divide by
+the dataset's ``n_generated``; ``processed``: by the events the run read), ``statistics`` (read by ``hhcoffea limits``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "executor": {"name": "iterative", "workers": 2, "chunksize": 100_000, "address": None, "checkpoint": None},
     "quick_chunks": 2,
     "on_bad_file": "skip",
+    "normalise": "generated",
     "statistics": None,
 }
 
@@ -91,6 +93,8 @@ def load_job(path: str | Path, overrides: dict | None = None) -> Job:
         raise JobError(f"{path}: executor.name must be one of {EXECUTORS}, got {name!r}")
     if not config["datasets"] and not config["samples"]:
         raise JobError(f"{path}: no 'datasets' and no 'samples': nothing to run on")
+    if config["normalise"] not in ("generated", "processed"):
+        raise JobError(f"{path}: normalise must be 'generated' or 'processed', got {config['normalise']!r}")
     if config["on_bad_file"] not in ("skip", "fail"):
         raise JobError(f"{path}: on_bad_file must be 'skip' or 'fail', got {config['on_bad_file']!r}")
     pairers = config["pairers"]

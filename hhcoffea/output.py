@@ -200,6 +200,8 @@ def write_provenance(job, result, outdir: Path) -> None:
         "skipped_files": result.fileset.skipped,
         "datasets": {name: entry["metadata"] for name, entry in result.fileset.coffea.items()},
         "events_processed": {k: int(v) for k, v in result.output["events_in"].items()},
+        "events_excluded": result.output.get("excluded", {}),
+        "normalisation": result.output.get("normalisation", {}),
         "quick": result.quick,
         "command": sys.argv,
     }
@@ -229,5 +231,5 @@ def write_outputs(job, result, plots: bool = True) -> dict:
     if plots:
         from .plotting import plot_run
 
-        plot_run(hists, outdir / "plots", metadata["datasets"])
+        plot_run(hists, outdir / "plots", metadata["datasets"], luminosity=metadata["luminosity"])
     return {"output": str(outdir)}

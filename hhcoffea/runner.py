@@ -206,4 +206,76 @@ def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None)
         )
         output = runner(fileset.coffea, proc)
     seconds = time.perf_counter() - start
+    output["normalisation"] = normalise(output, fileset, job.config["normalise"])
+    output["histograms"] = in_job_order(output["histograms"], {
+        "dataset": list(fileset.coffea), "pairer": list(job.config["pairers"]),
+    })
     return RunResult(output=output, fileset=fileset, seconds=seconds, quick=quick)
+
+
+def normalise(output: dict, fileset: Fileset, mode: str = "generated") -> dict:
+    """Say what each dataset's weights divide by, and rescale them for ``mode="processed"``.
+
+    The processor weights every event by genWeight x xsec_fb x luminosity / n_generated. When a
+    run reads fewer events than ``n_generated`` (skipped files, lost chunks, quick mode) the
+    yields are then short by the fraction not read; ``processed`` divides by the events read
+    instead (the usual choice when no sum of weights is known), rescaling histograms and
+    cutflow in place. Returns ``{dataset: {mode, n_generated, n_processed, fraction, factor}}``.
+    """
+    if mode not in ("generated", "processed"):
+        raise JobError(f"normalise must be 'generated' or 'processed', got {mode!r}")
+    report = {}
+    for name, entry in fileset.coffea.items():
+        meta = entry["metadata"]
+        n_processed = int(output["events_in"].get(name, 0))
+        n_generated = meta.get("n_generated")
+        if not n_generated or meta.get("xsec_fb") is None:
+            report[name] = {"mode": "genWeight only", "n_processed": n_processed}
+            continue
+        factor = n_generated / n_processed if mode == "processed" and n_processed else 1.0
+        report[name] = {"mode": mode, "n_generated": int(n_generated), "n_processed": n_processed,
+                        "fraction": n_processed / n_generated, "factor": factor}
+        if factor != 1.0:
+            _scale_dataset(output, name, factor)
+    return report
+
+
+def _scale_dataset(output: dict, dataset: str, factor: float) -> None:
+    for h in output["histograms"].values():
+        if "dataset" not in h.axes.name or dataset not in h.axes["dataset"]:
+            continue
+        view = h.view(flow=True)
+        if view.dtype.names is None:  # unweighted counts (truth pairing): nothing to rescale
+            continue
+        index = (slice(None),) * h.axes.name.index("dataset") + (h.axes["dataset"].index(dataset),)
+        view["value"][index] *= factor
+        view["variance"][index] *= factor**2
+    for flows in output["cutflow"].get(dataset, {}).values():
+        for steps in flows.values():
+            for cell in steps.values():
+                cell[1] *= factor
+
+
+def in_job_order(histograms: dict, orders: dict[str, list]) -> dict:
+    """Histograms with their growing category axes (dataset, pairer) in the job's order.
+
+    coffea fills categories in the order chunks finish, which differs between executors; in a
+    fixed order, ``h.values()`` of two runs compare directly.
+    """
+    import warnings
+
+    result = {}
+    for name, h in histograms.items():
+        pick = {}
+        for axis, order in orders.items():
+            if axis in h.axes.name:
+                present = set(h.axes[axis])
+                wanted = [x for x in order if x in present] + sorted(present - set(order))
+                if list(h.axes[axis]) != wanted:
+                    pick[axis] = wanted
+        if pick:
+            with warnings.catch_warnings():  # hist calls list selection experimental
+                warnings.simplefilter("ignore", UserWarning)
+                h = h[pick]
+        result[name] = h
+    return result

@@ -85,17 +85,19 @@ class HH4bProcessor(processor.ProcessorABC):
         # NaN/inf jet kinematics or weights: the event is excluded, and counted (never filled)
         finite = model.finite_events
 
+        variations = [(NOMINAL, 1.0)]
+        for syst in self.systematics:
+            variations.extend(syst.variations())
+        opted_in = {name: [v for v, _ in variations[1:] if name in self._histograms_for(v)]
+                    for name in self._histograms_for(NOMINAL)}
         out = {
-            "histograms": book(self.binning),
+            "histograms": book(self.binning, datasets=[dataset], pairers=list(self.pairers), systematics=opted_in),
             "cutflow": {dataset: {}},
             "events_in": {dataset: n_in},
             "excluded": {dataset: {"nonfinite_kinematics": int(n_in - finite.sum())}},
         }
 
         pt, eta, btag = model.jet_column("pt"), model.jet_column("eta"), model.jet_column("btag")
-        variations = [(NOMINAL, 1.0)]
-        for syst in self.systematics:
-            variations.extend(syst.variations())
         for variation, factor in variations:
             wanted = self._histograms_for(variation)
             if not wanted:
