@@ -19,7 +19,7 @@ from scipy.integrate import quad
 from scipy.special import ndtri
 
 from hhcoffea import constants
-from hhcoffea.stats import cli, kappa, limits, morphing, workspace
+from hhcoffea.stats import analysis, cli, config, kappa, limits, morphing, workspace
 from hhcoffea.stats.likelihood import FastModel
 
 L0 = 139.0
@@ -295,7 +295,7 @@ def test_morphed_template_matches_direct_fourth_sample(synthetic):
 def test_patchset_apply_with_pyhf_cli_gives_fittable_workspace(synthetic, tmp_path):
     histos, meta = synthetic
     cfg = base_config(nonresonant=None, luminosity=[300.0])
-    summary = cli.run_statistics(cfg, histos, meta, tmp_path)
+    summary = analysis.run_statistics(cfg, histos, meta, tmp_path)
     out = tmp_path / "statistics" / "lumi_300"
     bkg = json.loads((out / "resonant_bkgonly.json").read_text())
     pset = json.loads((out / "resonant_patchset.json").read_text())
@@ -322,31 +322,35 @@ def test_patchset_apply_with_pyhf_cli_gives_fittable_workspace(synthetic, tmp_pa
     _, exp_set = pyhf.infer.hypotest(row["mu_expected"][2], ws.data(model), model, return_expected_set=True)
     assert float(exp_set[2]) == pytest.approx(0.05, rel=1e-2)
     assert row["xsec_limit_observed_fb"] == pytest.approx(row["mu_observed"] * 0.6 * constants.SQRT_S_RESCALE_13_TO_14)
-    assert "asimov" in summary["luminosities"]["300"]["resonant"]["data"]
+    assert summary["luminosities"]["300"]["resonant"]["data"] == "background-only Asimov"
+    # background-only workspaces have no signal: their model needs poi_name=None (README)
+    with pytest.raises(Exception):
+        pyhf.Workspace(bkg).model()
+    assert pyhf.Workspace(bkg).model(poi_name=None).config.poi_index is None
 
 
 def test_bad_input_names_what_is_missing(synthetic, tmp_path):
     histos, meta = synthetic
     with pytest.raises(workspace.MissingInputError, match="X_700") as e:
-        cli.run_statistics(base_config(resonant=["X_700"]), histos, meta, tmp_path)
+        analysis.run_statistics(base_config(resonant=["X_700"]), histos, meta, tmp_path)
     assert "\n" not in str(e.value)
     syst = base_config()["systematics"]
     syst["histosys"] = [{"name": "jer", "samples": ["qcd"]}]
     with pytest.raises(workspace.MissingInputError, match="jer_up"):
-        cli.run_statistics(base_config(systematics=syst), histos, meta, tmp_path)
+        analysis.run_statistics(base_config(systematics=syst), histos, meta, tmp_path)
     with pytest.raises(workspace.MissingInputError, match="region 'boosted'"):
-        cli.run_statistics(base_config(region="boosted"), histos, meta, tmp_path)
+        analysis.run_statistics(base_config(region="boosted"), histos, meta, tmp_path)
     with pytest.raises(workspace.MissingInputError, match="pairer 'chi2'"):
-        cli.run_statistics(base_config(pairer="chi2"), histos, meta, tmp_path)
+        analysis.run_statistics(base_config(pairer="chi2"), histos, meta, tmp_path)
     with pytest.raises(workspace.MissingInputError, match="data_obs"):
-        cli.run_statistics(base_config(data={"dataset": "data_obs"}), histos, meta, tmp_path)
+        analysis.run_statistics(base_config(data={"dataset": "data_obs"}), histos, meta, tmp_path)
 
 
 # ---------------------------------------------------------------------------- kappa_lambda
 def test_profile_scan_minimum_at_injected_kappa(synthetic):
     histos, meta = synthetic
-    cfg = cli.StatisticsConfig(base_config(), meta)
-    inp = cli._Inputs(cfg, histos, meta)
+    cfg = config.StatisticsConfig(base_config(), meta)
+    inp = analysis.AnalysisInputs(cfg, histos, meta)
     scale = 300.0 / L0
     chans, signal_at = inp.channels(scale, cfg.nonresonant_backgrounds), inp.signal_at(scale)
     grid = np.linspace(-8, 14, 45)
@@ -372,30 +376,70 @@ def test_allowed_interval_interpolates_crossings():
 def test_run_statistics_kappa_intervals_and_luminosity_scaling(synthetic, tmp_path):
     histos, meta = synthetic
     cfg = base_config(resonant=[], luminosity=[300.0, 3000.0])
-    summary = cli.run_statistics(cfg, histos, meta, tmp_path)
+    summary = analysis.run_statistics(cfg, histos, meta, tmp_path)
     k300 = summary["luminosities"]["300"]["kappa_lambda"]
     k3000 = summary["luminosities"]["3000"]["kappa_lambda"]
-    for entry, keys in ((k300, ("cls_expected", "cls_observed", "profile")), (k3000, ("cls_observed", "profile"))):
-        for key in keys:
-            iv = entry[key]
-            assert iv["lower"] is not None and iv["upper"] is not None, key
-            assert iv["lower"] < 1.0 < iv["upper"], key  # the SM lies inside (not excluded)
-        assert entry["profile_best_fit"] == pytest.approx(1.0, abs=0.02)
+    for entry in (k300, k3000):
+        # each interval names its own data: CLs on background-only Asimov, profile on SM S+B Asimov
+        assert entry["cls"]["data"] == "background-only Asimov"
+        assert entry["profile"]["data"] == "S+B Asimov at kappa_lambda=1, mu=1"
+        iv = entry["profile"]["interval"]
+        assert iv["lower"] < 1.0 < iv["upper"]
+        assert entry["profile"]["best_fit"] == pytest.approx(1.0, abs=0.02)
+        assert entry["cls"]["converged"] and entry["profile"]["converged"]
         assert entry["morphing_closure"]["chi2"] / entry["morphing_closure"]["ndf"] < 2.0
-    assert k3000["profile"]["width"] < k300["profile"]["width"]
-    assert k3000["cls_expected"]["width"] < k300["cls_expected"]["width"]
-    # at the CLs interval edges the median expected mu limit is 1
+    assert k3000["profile"]["interval"]["width"] < k300["profile"]["interval"]["width"]
     res = json.loads((tmp_path / "statistics" / "lumi_300" / "kappa_lambda.json").read_text())
     cls = res["cls_mu_poi"]
-    med = np.array(cls["mu_limit"]["expected"])[:, 2]
-    edge = k300["cls_expected"]["upper"]
-    assert np.interp(edge, cls["kappa_lambda"], np.log(med)) == pytest.approx(0.0, abs=1e-9)
+    # on background-only Asimov data the limit on the data is the median expected one
+    np.testing.assert_allclose(cls["mu_limit"]["observed"], np.array(cls["mu_limit"]["expected"])[:, 2], rtol=1e-9)
+    # the edges are the root of the median mu limit = 1: a fresh limit at the edge gives mu_up = 1
+    chans, signal_at, _ = _nonres_setup(histos, meta, 300.0)
+    for edge in (cls["expected"]["lower"], cls["expected"]["upper"]):
+        if edge is None:
+            continue
+        fast, data = kappa._model(chans, chans.asimov(), signal_at(edge))
+        assert limits.upper_limit(fast, data).median == pytest.approx(1.0, abs=2e-4)
     assert np.all(np.array(cls["xsec_limit_fb"]["observed"]) > 0)
-    assert "kappa_lambda=1" in res["data"]
     for f in ("kappa_lambda.png", "nonresonant_patchset.json", "nonresonant_bkgonly.json"):
         assert (tmp_path / "statistics" / "lumi_300" / f).stat().st_size > 1000
     ps = pyhf.PatchSet(json.loads((tmp_path / "statistics" / "lumi_300" / "nonresonant_patchset.json").read_text()))
     assert len(ps.patches) == 31 and ps.labels == ["kappa_lambda"]
+    text = analysis.format_summary(summary)
+    assert "CLs mu-POI (background-only Asimov)" in text
+    assert "profile likelihood kappa_lambda-POI (S+B Asimov at kappa_lambda=1, mu=1)" in text
+
+
+def _nonres_setup(histos, meta, lumi, **over):
+    cfg = config.StatisticsConfig(base_config(**over), meta)
+    inp = analysis.AnalysisInputs(cfg, histos, meta)
+    scale = lumi / L0
+    return inp.channels(scale, cfg.nonresonant_backgrounds), inp.signal_at(scale), inp
+
+
+def test_sm_excluded_cls_interval_has_no_width_and_empty_is_empty(synthetic, tmp_path):
+    """Scaled up until the background-only CLs scan excludes the SM: said so, no width; further up
+    every kappa_lambda is excluded and the interval is reported empty."""
+    histos, meta = synthetic
+    cfg = base_config(resonant=[], luminosity=[3000.0])
+    cfg["nonresonant"] = {**cfg["nonresonant"], "check": None}
+    # x30 signal (a made-up, much better selection) so that 3000 fb-1 excludes the SM
+    h = histos["m_hh"].copy()
+    view = h.view(flow=True)
+    for name in ("hh_kl1", "hh_kl5", "hh_kl10"):
+        i = list(h.axes["dataset"]).index(name)
+        view.value[i] *= 30.0
+        view.variance[i] *= 900.0
+    summary = analysis.run_statistics(cfg, {"m_hh": h}, meta, tmp_path)
+    c = summary["luminosities"]["3000"]["kappa_lambda"]["cls"]
+    assert c["sm_excluded"] is True
+    assert c["expected"]["width"] is None
+    text = analysis.format_summary(summary)
+    assert "SM excluded: no width" in text or "empty" in text
+    iv = kappa.allowed_interval([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], 0.0)
+    assert iv.empty and iv.to_dict()["empty"] and iv.width is None
+    assert "empty" in analysis._interval_text(iv.to_dict())
+    assert not kappa.allowed_interval([0.0, 1.0, 2.0], [-1.0, -1.0, -1.0], 0.0).empty
 
 
 def test_equivalent_luminosity(synthetic, tmp_path):
@@ -409,19 +453,19 @@ def test_equivalent_luminosity(synthetic, tmp_path):
         nonresonant={**base_config()["nonresonant"], "kappa_lambda": {"start": -8, "stop": 14, "num": 23}, "check": None},
         equivalent_luminosity={"baseline": {"pairer": "min_dr"}, "luminosity": 300.0, "methods": ["profile"]},
     )
-    summary = cli.run_statistics(cfg, histos, meta, tmp_path)
+    summary = analysis.run_statistics(cfg, histos, meta, tmp_path)
     eqr = summary["equivalent_luminosity"]["profile"]
     assert eqr["equivalent_luminosity_fb"] > 300.0  # the baseline needs more data
     # closure: the baseline's width at the equivalent luminosity equals the target
-    inp = cli._Inputs(cli.StatisticsConfig(cfg, meta), histos, meta, pairer="min_dr")
-    w = cli._kappa_width(inp, eqr["equivalent_luminosity_fb"] / L0, "profile")
+    inp = analysis.AnalysisInputs(config.StatisticsConfig(cfg, meta), histos, meta, pairer="min_dr")
+    w = analysis.kappa_width(inp, eqr["equivalent_luminosity_fb"] / L0, "profile")
     assert w == pytest.approx(eqr["delta_kappa_lambda"], rel=5e-3)
 
 
 def test_observed_dataset_is_used_and_labelled(tmp_path):
     histos, meta = make_input(seed=5, with_data=True)
     cfg = base_config(nonresonant=None, resonant=["X_500"], data={"dataset": "data_obs"})
-    summary = cli.run_statistics(cfg, histos, meta, tmp_path)
+    summary = analysis.run_statistics(cfg, histos, meta, tmp_path)
     res = json.loads((tmp_path / "statistics" / "lumi_300" / "limits_resonant.json").read_text())
     assert res["data"].startswith("observed")
     p = res["points"][0]
@@ -440,9 +484,9 @@ def test_job_entry_point_and_per_analysis_backgrounds(synthetic, tmp_path):
     (tmp_path / "histograms.pkl").write_bytes(pickle.dumps(histos))
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     cfg = base_config(resonant={"datasets": ["X_500"], "backgrounds": ["qcd"]}, nonresonant=None, luminosity=[139.0])
-    summary = cli.run_statistics_for_job(SimpleNamespace(config={"statistics": cfg}, output=tmp_path))
+    summary = analysis.run_statistics_for_job(SimpleNamespace(config={"statistics": cfg}, output=tmp_path))
     bkg = json.loads((tmp_path / "statistics" / "lumi_139" / "resonant_bkgonly.json").read_text())
     assert [s["name"] for s in bkg["channels"][0]["samples"]] == ["qcd"]
-    assert "139 fb-1 resonant" in cli.format_summary(summary)
+    assert "139 fb-1 resonant" in analysis.format_summary(summary)
     with pytest.raises(workspace.MissingInputError, match="histograms.pkl"):
-        cli.run_statistics_for_job(SimpleNamespace(config={"statistics": cfg}, output=tmp_path / "nowhere"))
+        analysis.run_statistics_for_job(SimpleNamespace(config={"statistics": cfg}, output=tmp_path / "nowhere"))

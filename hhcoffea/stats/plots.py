@@ -31,6 +31,7 @@ def brazil_band(
     luminosity: float | None = None,
     observed_label: str = "Observed",
     logy: bool = True,
+    text: str | None = None,
 ) -> pathlib.Path:
     """Expected median with +-1 sigma (green) and +-2 sigma (yellow) bands and the observed line.
 
@@ -51,7 +52,7 @@ def brazil_band(
         if logy:
             ax.set_yscale("log")
         ax.legend(loc="upper right")
-        _label(ax, luminosity)
+        _label(ax, luminosity, text)
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)
@@ -59,7 +60,10 @@ def brazil_band(
 
 
 def kappa_scans(cls_scan: dict, profile_scan: dict, path: pathlib.Path, *, luminosity: float | None = None) -> pathlib.Path:
-    """Two panels: (a) mu limit vs kappa_lambda with the mu = 1 line, (b) -2 Delta ln L vs kappa_lambda."""
+    """Two panels: (a) mu limit vs kappa_lambda with the mu = 1 line, (b) -2 Delta ln L vs kappa_lambda.
+
+    Each panel names its data (the scans' ``data`` entries, when present).
+    """
     with plt.style.context(mplhep.style.ATLAS):
         fig, (a, b) = plt.subplots(1, 2, figsize=(14, 6))
         k = np.asarray(cls_scan["kappa_lambda"])
@@ -67,13 +71,13 @@ def kappa_scans(cls_scan: dict, profile_scan: dict, path: pathlib.Path, *, lumin
         a.fill_between(k, e[:, 0], e[:, 4], color="#ffcc00", lw=0, label=r"Expected $\pm 2\sigma$")
         a.fill_between(k, e[:, 1], e[:, 3], color="#00cc00", lw=0, label=r"Expected $\pm 1\sigma$")
         a.plot(k, e[:, 2], "k--", label="Expected")
-        a.plot(k, cls_scan["mu_limit"]["observed"], "k-", label="Observed")
+        a.plot(k, cls_scan["mu_limit"]["observed"], "k-", label="Limit on data")
         a.axhline(1.0, color="r", lw=1.5, label=r"$\sigma(\kappa_\lambda)$ prediction")
         a.set_yscale("log")
         a.set_xlabel(r"$\kappa_\lambda$")
         a.set_ylabel(r"95% CL upper limit on $\mu$")
         a.legend(loc="upper right")
-        _label(a, luminosity, "CLs, $\\mu$ as POI")
+        _label(a, luminosity, "CLs, $\\mu$ as POI\ndata: " + cls_scan.get("data", "?"))
         kp = np.asarray(profile_scan["kappa_lambda"])
         b.plot(kp, profile_scan["minus_two_delta_nll"], "b-")
         b.axhline(profile_scan["threshold"], color="r", ls="--", label=r"$1.96^2$")
@@ -85,7 +89,7 @@ def kappa_scans(cls_scan: dict, profile_scan: dict, path: pathlib.Path, *, lumin
         b.set_xlabel(r"$\kappa_\lambda$")
         b.set_ylabel(r"$-2\Delta\ln L$")
         b.legend(loc="upper right")
-        _label(b, luminosity, "profile likelihood, $\\kappa_\\lambda$ as POI")
+        _label(b, luminosity, "profile likelihood, $\\kappa_\\lambda$ as POI\ndata: " + profile_scan.get("data", "?"))
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)

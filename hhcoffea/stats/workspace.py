@@ -17,7 +17,8 @@ one grid point (one m_X or one kappa_lambda) per patch. Every sample carries
   histograms) as configured per sample,
 
 and the signal sample also the ``normfactor`` ``mu``. ``pyhf patchset apply`` on the written
-files gives workspaces that build and fit.
+files gives workspaces that build and fit. The background-only workspace has no ``mu`` modifier,
+so its own model needs ``pyhf.Workspace(spec).model(poi_name=None)``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ __all__ = [
     "apply_patch",
     "POI_NAME",
     "HEPDATA_PLACEHOLDER",
+    "Sample",
+    "Channels",
+    "poi_upper_bound",
 ]
 
 POI_NAME = "mu"
@@ -372,5 +376,3 @@ class Channels:
             out[ch] = y
         return out
 
-
-__all__ += ["Sample", "Channels", "poi_upper_bound"]
