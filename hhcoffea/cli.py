@@ -95,17 +95,25 @@ def cmd_run(args) -> int:
 
 
 def cmd_plugins(args) -> int:
+    """List the registered plugins from entry-point metadata, importing none; with ``--check``,
+    load each (a broken one warns) and exit 1 if any fails."""
     from . import registry
 
     console = _console()
     table = Table(title="hhcoffea plugins")
-    for col in ("kind", "name", "target", "from package"):
+    for col in ("kind", "name", "target", "from package") + (("status",) if args.check else ()):
         table.add_column(col)
-    for kind in registry.GROUPS:
-        for name, info in sorted(registry.plugins(kind).items()):
-            table.add_row(kind, name, info.target, info.distribution)
+    if args.check:
+        rows = [(info, "ok" if error is None else f"failed: {error}") for info, error in registry.check()]
+    else:
+        rows = [(info,) for kind in registry.GROUPS for _, info in sorted(registry.plugins(kind).items())]
+    for info, *status in rows:
+        table.add_row(info.kind, info.name, info.target, info.distribution, *status)
     console.print(table)
-    return 0
+    failed = [info for info, *status in rows if status and status[0] != "ok"]
+    for info in failed:
+        console.print(f"[red]broken {info.kind} plugin[/red] {info.name} ({info.target}, from {info.distribution})")
+    return 1 if failed else 0
 
 
 # --- inspect ------------------------------------------------------------------------------------
@@ -148,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=emulation_cli.main)
 
     plug = sub.add_parser("plugins", help="list registered pairers and scorers")
+    plug.add_argument("--check", action="store_true", help="load every plugin and report the ones that fail")
     plug.set_defaults(func=cmd_plugins)
 
     insp = sub.add_parser("inspect", help="check input files: layout, tree, events")

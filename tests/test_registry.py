@@ -1,5 +1,6 @@
 """Plugin discovery: a third-party pairer package installed with pip, broken and duplicate
-plugins, unknown names, and the entry-point cache (hhcoffea.registry)."""
+plugins, unknown names, the entry-point cache, lazy loading (listing imports nothing; a job's
+workers import only the plugins it uses) and ``hhcoffea plugins --check`` (hhcoffea.registry)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import hhcoffea.registry as registry
 from hhcoffea.pairing import get_pairer
 
 EXAMPLE_PACKAGE = Path(__file__).parent / "thirdparty" / "hhcoffea-example-pairer"
+PROBE_PLUGINS = Path(__file__).parent / "probe_plugins"  # module_probe and torch_pairer
 BUILTINS = {"min_dr", "dhh", "chi2", "mass_agnostic"}
 
 
@@ -74,27 +76,64 @@ def bad_plugins_site(tmp_path) -> Path:
     return site
 
 
+def _dist_info(site: Path, dist: str, entry_points: str) -> None:
+    name, version = dist.split("-")
+    info = site / f"{dist}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[hhcoffea.pairers]\n{entry_points}\n")
+
+
+@pytest.fixture
+def probe_site(tmp_path) -> list[Path]:
+    """PYTHONPATH entries registering tests/probe_plugins: ``module_probe`` (records the modules of
+    the process that pairs) and ``torch_pairer`` (imports torch, like an ML plugin)."""
+    site = tmp_path / "probe_site"
+    _dist_info(site, "hhcoffea_test_probes-0.1",
+               "module_probe = hhcoffea_module_probe:ModuleProbePairer\ntorch_pairer = hhcoffea_torch_pairer:TorchPairer")
+    return [site, PROBE_PLUGINS]
+
+
 PROBE = textwrap.dedent(
     """
-    import json, warnings
+    import json, sys, warnings
     import awkward as ak
+    MODULES = ("hhcoffea_example_pairer", "hhcoffea_broken_plugin", "zz_dup_plugin", "hhcoffea_module_probe",
+               "hhcoffea_torch_pairer", "torch", "hhcoffea.plugins", "hhcoffea.plugins.min_dr", "hhcoffea.plugins.chi2")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         import hhcoffea.registry as registry
         found = registry.plugins("pairer")
-    from hhcoffea.pairing import get_pairer
-    jet = lambda pt, phi, btag: {"pt": pt, "eta": 0.1, "phi": phi, "mass": 5.0, "btag": btag}
-    jets = ak.Array([
-        [jet(200, 0.0, True), jet(150, 1.0, False), jet(120, 2.0, True), jet(90, 3.0, True),
-         jet(60, -1.0, True)],
-        [jet(100, 0.0, True), jet(80, 1.0, True), jet(70, 2.0, False)],
-    ])
-    pairer = get_pairer("leading_pairs")
-    result = pairer(jets)
+        from hhcoffea.pairing import get_pairer
+    imported_by_listing = sorted(m for m in MODULES if m in sys.modules)
+    with warnings.catch_warnings(record=True) as load_caught:
+        warnings.simplefilter("always")
+        broken = []
+        for _ in range(2):  # a failed load warns once and is remembered
+            try:
+                registry.get("pairer", "broken_pairer")
+                broken.append("loaded")
+            except registry.PluginLoadError as err:
+                broken.append("load error: " + str(err))
+            except registry.PluginNotFoundError as err:
+                broken.append("not found: " + str(err))
+        jet = lambda pt, phi, btag: {"pt": pt, "eta": 0.1, "phi": phi, "mass": 5.0, "btag": btag}
+        jets = ak.Array([
+            [jet(200, 0.0, True), jet(150, 1.0, False), jet(120, 2.0, True), jet(90, 3.0, True),
+             jet(60, -1.0, True)],
+            [jet(100, 0.0, True), jet(80, 1.0, True), jet(70, 2.0, False)],
+        ])
+        pairer = get_pairer("leading_pairs")
+        result = pairer(jets)
+        min_dr_class = registry.get("pairer", "min_dr").loaded.__name__
     print(json.dumps({
         "plugins": {name: [info.target, info.distribution] for name, info in found.items()},
         "warnings": [str(w.message) for w in caught],
-        "min_dr_class": registry.get("pairer", "min_dr").loaded.__name__,
+        "load_warnings": [str(w.message) for w in load_caught],
+        "imported_by_listing": imported_by_listing,
+        "imported_after_use": sorted(m for m in MODULES if m in sys.modules),
+        "broken": broken,
+        "min_dr_class": min_dr_class,
         "pairer_name": pairer.name,
         "indices": result.higgs_jet_indices.tolist(),
         "accepted": result.accepted.tolist(),
@@ -114,27 +153,59 @@ def test_third_party_pairer_is_discovered_and_pairs(example_pairer_site):
     assert set(out["plugins"]) == BUILTINS | {"leading_pairs"}
     assert out["plugins"]["leading_pairs"] == ["hhcoffea_example_pairer:LeadingPairsPairer", "hhcoffea-example-pairer"]
     assert out["plugins"]["min_dr"] == ["hhcoffea.plugins.min_dr:MinDeltaRPairer", "hhcoffea"]
-    assert out["warnings"] == []
+    assert out["warnings"] == [] and out["load_warnings"] == []
+    assert out["broken"][0].startswith("not found: no pairer named 'broken_pairer'")
     assert out["pairer_name"] == "leading_pairs"
     # tagged jets 0, 2, 3, 4 -> (j0 j2)(j3 j4); the second event has two tags only
     assert out["indices"] == [[[0, 2], [3, 4]], [[-1, -1], [-1, -1]]]
     assert out["accepted"] == [True, False]
 
 
+def test_listing_imports_no_plugin_and_use_imports_only_that_one(example_pairer_site, bad_plugins_site, probe_site):
+    """Entry-point metadata only: neither the plugins nor what they import (torch) until a job uses one."""
+    out = run_probe(example_pairer_site, bad_plugins_site, *probe_site)
+    assert {"leading_pairs", "broken_pairer", "module_probe", "torch_pairer"} <= set(out["plugins"])
+    assert out["imported_by_listing"] == []
+    # leading_pairs and min_dr were used, broken_pairer was tried; nothing else was imported
+    assert out["imported_after_use"] == ["hhcoffea.plugins", "hhcoffea.plugins.min_dr", "hhcoffea_example_pairer"]
+
+
 def test_broken_and_duplicate_plugins_warn_without_crashing(example_pairer_site, bad_plugins_site):
     out = run_probe(example_pairer_site, bad_plugins_site)
-    assert set(out["plugins"]) == BUILTINS | {"leading_pairs"}  # broken_pairer skipped
-    broken = [w for w in out["warnings"] if "broken_pairer" in w]
-    assert len(broken) == 1
-    assert "hhcoffea_broken_plugin" in broken[0] and "broken on purpose" in broken[0]
+    # listed from metadata, broken or not; only the duplicates warn at listing time
+    assert set(out["plugins"]) == BUILTINS | {"leading_pairs", "broken_pairer"}
+    assert not any("broken_pairer" in w for w in out["warnings"])
     duplicates = [w for w in out["warnings"] if "registered twice" in w]
-    assert len(duplicates) == 2
+    assert len(duplicates) == 2 and len(out["warnings"]) == 2
     assert any("'min_dr'" in w and "zz_dup_plugin:Other" in w for w in duplicates)
     assert any("'leading_pairs'" in w and "zz_dup_plugin:Other" in w for w in duplicates)
+    # loading the broken one warns once, naming it, its module and the error; each get raises
+    broken = [w for w in out["load_warnings"] if "broken_pairer" in w]
+    assert len(broken) == 1 and len(out["load_warnings"]) == 1
+    assert "hhcoffea_broken_plugin" in broken[0] and "broken on purpose" in broken[0]
+    assert len(out["broken"]) == 2 and all(b.startswith("load error: ") and "broken on purpose" in b for b in out["broken"])
+    assert "\n" not in out["broken"][0]
     # the first-found target is kept: built-in min_dr, the real leading_pairs
     assert out["min_dr_class"] == "MinDeltaRPairer"
     assert out["plugins"]["leading_pairs"][0] == "hhcoffea_example_pairer:LeadingPairsPairer"
     assert out["indices"][0] == [[0, 2], [3, 4]]
+
+
+def test_plugins_check_loads_everything_and_reports_failures(bad_plugins_site, probe_site):
+    env = _env(bad_plugins_site, *probe_site)
+    env["COLUMNS"] = "250"  # keep the table's cells whole
+    listing = subprocess.run([sys.executable, "-m", "hhcoffea.cli", "plugins"], capture_output=True, text=True, env=env, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert "broken_pairer" in listing.stdout and "torch_pairer" in listing.stdout
+    assert "broken on purpose" not in listing.stdout + listing.stderr  # nothing was loaded
+    checked = subprocess.run([sys.executable, "-m", "hhcoffea.cli", "plugins", "--check"], capture_output=True, text=True, env=env, timeout=300)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    rows = {line.split("│")[2].strip(): line for line in checked.stdout.splitlines() if line.count("│") >= 6}
+    assert "failed: " in rows["broken_pairer"] and "broken on purpose" in rows["broken_pairer"]
+    for name in BUILTINS | {"module_probe", "torch_pairer"}:
+        assert rows[name].split("│")[5].strip() == "ok", rows[name]
+    assert "broken pairer plugin broken_pairer (hhcoffea_broken_plugin:BrokenPairer" in checked.stdout
+    assert "RuntimeWarning" in checked.stderr and "'broken_pairer'" in checked.stderr  # it warns, as on load
 
 
 @pytest.fixture
@@ -231,3 +302,46 @@ def test_builtin_wins_a_name_clash_whatever_the_order(monkeypatch):
         assert found["min_dr"].target == "hhcoffea.plugins.min_dr:MinDeltaRPairer"
     finally:
         reg.clear_cache()
+
+
+def _run_job_recording_modules(tmp_path, env, pairers: dict) -> tuple[int, list[dict]]:
+    """Run ``hhcoffea run`` on futures workers with ``module_probe`` among ``pairers``; return the
+    CLI's pid and the module records written by the processes that paired."""
+    import yaml
+    from layouts import toy_events, write_nanoaod
+
+    records = tmp_path / "records"
+    records.mkdir()
+    write_nanoaod(tmp_path / "toy.root", toy_events(3000, seed=5))
+    job = {
+        "name": "modules",
+        "output": "out",
+        "datasets": {"toy": {"files": ["toy.root"], "metadata": {"process": "resonant", "xsec_fb": 1.0, "n_generated": 3000}}},
+        "pairers": {"probe": {"plugin": "module_probe", "options": {"record_dir": str(records)}}, **pairers},
+        "executor": {"name": "futures", "workers": 2, "chunksize": 1000},
+    }
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    proc = subprocess.Popen([sys.executable, "-m", "hhcoffea.cli", "run", str(tmp_path / "job.yaml"), "--no-progress", "--no-plots"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    return proc.pid, [json.loads(p.read_text()) for p in sorted(records.glob("*.json"))]
+
+
+def test_workers_of_a_job_without_ml_plugins_import_no_torch(tmp_path, probe_site):
+    """With an ML plugin installed (torch_pairer imports torch), a job that does not use it pairs
+    in worker processes that have the processor and the built-in pairers, and no torch."""
+    pid, records = _run_job_recording_modules(tmp_path, _env(*probe_site), {"min_dr": {}})
+    assert records and all(r["pid"] != pid for r in records)  # paired in the pool's workers
+    for r in records:
+        assert r["modules"]["hhcoffea.processors.hh4b"] and r["modules"]["hhcoffea.registry"]
+        assert r["modules"]["hhcoffea.plugins.min_dr"] and not r["modules"]["hhcoffea.plugins.chi2"]
+        assert not r["modules"]["torch"] and not r["modules"]["onnxruntime"]
+        assert not r["modules"]["hhcoffea_torch_pairer"]
+
+
+def test_workers_of_a_job_with_an_ml_plugin_import_torch(tmp_path, probe_site):
+    """The same probe sees torch when the job does use the ML plugin (the check above can fail)."""
+    pid, records = _run_job_recording_modules(tmp_path, _env(*probe_site), {"torch_pairer": {}})
+    assert records and all(r["pid"] != pid for r in records)
+    assert all(r["modules"]["torch"] and r["modules"]["hhcoffea_torch_pairer"] for r in records)
