@@ -61,9 +61,9 @@ def normalisation_lines(result) -> list[str]:
 
 
 def cmd_run(args) -> int:
-    from .job import load_job
-    from .output import write_outputs
-    from .runner import run_job
+    from .workflow.job import load_job
+    from .workflow.output import write_outputs
+    from .workflow.runner import run_job
 
     console = _console()
     overrides = {}
@@ -120,7 +120,7 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .io import InputError, inspect_file
+    from .events import InputError, inspect_file
 
     console = _console()
     status = 0
@@ -172,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .io import InputError
-    from .job import JobError
+    from .events import InputError
+    from .workflow.job import JobError
     from .registry import PluginNotFoundError
     from .stats.workspace import MissingInputError
 

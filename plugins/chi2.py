@@ -16,7 +16,7 @@ import awkward as ak
 import numpy as np
 
 from hhcoffea.constants import CHI2_EXHAUSTIVE_MAX_BTAGGED, CHI2_HIGGS_MASS
-from hhcoffea.kinematics import invariant_mass, to_cartesian
+from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
 from hhcoffea.pairing import (
     JetColumns,
     Pairer,

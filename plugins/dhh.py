@@ -20,7 +20,7 @@ from hhcoffea.constants import (
     DHH_SUBL_WINDOW,
     FOUR_TAG_N_BJETS,
 )
-from hhcoffea.kinematics import invariant_mass, to_cartesian
+from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
 from hhcoffea.pairing import (
     Pairer,
     PairingResult,

@@ -10,7 +10,7 @@ import awkward as ak
 import numpy as np
 
 from hhcoffea.constants import FOUR_TAG_N_BJETS, MASS_AGNOSTIC_K
-from hhcoffea.kinematics import invariant_mass, to_cartesian
+from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
 from hhcoffea.pairing import (
     Pairer,
     PairingResult,

@@ -14,14 +14,15 @@ from hhcoffea import constants as c
 from hhcoffea.events import event_model, higgs_bquarks
 from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
 from hhcoffea.pairing import Pairer, PairingResult, order_by_scalar_pt
-from hhcoffea.selection import (
+from hhcoffea.corrections.jes import JetScaleVariation
+from hhcoffea.columnar.selection import (
     four_tag_flat,
     higgs_candidates,
     min_x_wt,
     resonant_pt_cuts,
     x_hh,
 )
-from hhcoffea.truth import correct_higgs_count, match_quarks
+from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
 
 #: cutflow steps per analysis, in order (PHYSICS.md "Cut-based selection")
 CUTFLOW_STEPS = {
@@ -32,17 +33,6 @@ CUTFLOW_STEPS = {
 SIGNAL_PROCESSES = ("resonant", "nonresonant")
 #: generator-particle fields truth matching reads (the rest stay on disk)
 TRUTH_MATCHING_FIELDS = ("pdg_id", "mother", "eta", "phi")
-
-
-@dataclass
-class JetScaleVariation:
-    """Jet energy scale shift: every jet's pT and mass times (1 ± size)."""
-
-    name: str
-    size: float
-
-    def variations(self):
-        return ((f"{self.name}_up", 1.0 + self.size), (f"{self.name}_down", 1.0 - self.size))
 
 
 @dataclass

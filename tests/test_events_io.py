@@ -9,7 +9,7 @@ import uproot
 from coffea.nanoevents import NanoEventsFactory
 
 from hhcoffea.events import AutoSchema, detect_layout, event_model, higgs_bquarks
-from hhcoffea.io import InputError, events_from_arrays, inspect_file
+from hhcoffea.events import InputError, events_from_arrays, inspect_file
 from layouts import delphes_arrays, toy_events, write_nanoaod
 
 

@@ -13,7 +13,7 @@ import uproot
 from hhcoffea import constants as C
 from hhcoffea.emulation import calibration, detector, generate, generate_arrays, processes, xsec
 from hhcoffea.emulation import cli as emulation_cli
-from hhcoffea.kinematics import delta_phi, invariant_mass, to_cartesian
+from hhcoffea.columnar.kinematics import delta_phi, invariant_mass, to_cartesian
 
 EXPECTED_BRANCHES = {
     "nJet": "int32",
@@ -479,8 +479,8 @@ def test_job_samples_with_a_stale_cross_section_are_remade(tmp_path):
     """A sidecar written with another normalisation (e.g. before NNLO) does not survive a run."""
     import yaml
 
-    from hhcoffea.job import load_job
-    from hhcoffea.runner import ensure_samples
+    from hhcoffea.workflow.job import load_job
+    from hhcoffea.workflow.runner import ensure_samples
 
     job_file = tmp_path / "job.yaml"
     job_file.write_text(yaml.safe_dump({

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from hhcoffea.job import load_job
-from hhcoffea.runner import ensure_samples, run_job
+from hhcoffea.workflow.job import load_job
+from hhcoffea.workflow.runner import ensure_samples, run_job
 
 LUMINOSITY = 128.0
 N_EVENTS = {"X500": 400, "ttbar": 300}

@@ -15,8 +15,8 @@ import yaml
 
 from hhcoffea import constants as C
 from hhcoffea.emulation import xsec
-from hhcoffea.job import load_job
-from hhcoffea.runner import run_job
+from hhcoffea.workflow.job import load_job
+from hhcoffea.workflow.runner import run_job
 from hhcoffea.stats import morphing, workspace
 
 BASIS = (1.0, 5.0, 10.0)

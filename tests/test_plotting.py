@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from hhcoffea.histograms import book
-from hhcoffea.plotting import (
+from hhcoffea.workflow.plotting import (
     BACKGROUND_COLOURS,
     PLOTTED_REGIONS,
     SIGNAL_COLOURS,

@@ -12,9 +12,9 @@ import pytest
 import uproot
 import yaml
 
-from hhcoffea.job import load_job
-from hhcoffea.output import load_histogram, pairing_efficiency
-from hhcoffea.runner import ensure_samples, run_job
+from hhcoffea.workflow.job import load_job
+from hhcoffea.workflow.output import load_histogram, pairing_efficiency
+from hhcoffea.workflow.runner import ensure_samples, run_job
 
 JOB = {
     "name": "test",

@@ -11,8 +11,8 @@ import pytest
 
 from hhcoffea import constants as c
 from hhcoffea.pairing import get_pairer, order_by_scalar_pt
-from hhcoffea.selection import four_tag, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
-from hhcoffea.truth import correct_higgs_count, match_quarks
+from hhcoffea.columnar.selection import four_tag, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
+from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
 
 
 def p4(pt, eta, phi, m):
@@ -147,7 +147,7 @@ def test_truth_correctness_counts():
 
 
 def test_four_tag_flat_matches_jagged():
-    from hhcoffea.selection import four_tag_flat
+    from hhcoffea.columnar.selection import four_tag_flat
 
     jets = random_jets(3000, seed=21, n_min=0, n_max=9)
     jets = ak.with_field(jets, jets.pt - 25.0, "pt")  # put some jets below 40 GeV

@@ -5,7 +5,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from hhcoffea.truth import correct_higgs_count, match_quarks
+from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
 
 
 def test_quark_with_two_jets_in_its_cone_makes_the_event_unreconstructable():

@@ -81,7 +81,7 @@ def four_tag_passed(jets) -> np.ndarray:
     """
     import awkward as ak  # here, not at the top: the generator itself needs neither
 
-    from ..selection import four_tag_flat
+    from ..columnar.selection import four_tag_flat
 
     counts = ak.to_numpy(ak.num(jets.pt, axis=1))
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -94,8 +94,8 @@ def leading_bjets_mass(jets, n_jets: int = 4) -> np.ndarray:
     """Mass of the ``n_jets`` highest-pT b-tagged jets with pT > 40, |eta| < 2.5 (NaN if fewer)."""
     import awkward as ak
 
-    from ..kinematics import invariant_mass, to_cartesian
-    from ..selection import good_jets
+    from ..columnar.kinematics import invariant_mass, to_cartesian
+    from ..columnar.selection import good_jets
 
     good = good_jets(jets)
     sel = good[good.btag != 0][:, :n_jets]

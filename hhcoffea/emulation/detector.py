@@ -28,7 +28,7 @@ import awkward as ak
 import numpy as np
 
 from .. import constants as C
-from ..kinematics import delta_phi, from_cartesian, to_cartesian
+from ..columnar.kinematics import delta_phi, from_cartesian, to_cartesian
 from .processes import B_QUARK_MASS, C_QUARK_MASS, PDG_B, PDG_C, PDG_G, STATUS_ISR, HardProcess
 
 __all__ = ["BTAG_ETA_MAX", "simulate"]

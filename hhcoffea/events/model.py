@@ -1,7 +1,4 @@
-"""The internal event model, and the one place that maps each input layout onto it.
-
-Whatever the file layout (native Delphes or NanoAOD-like flat trees, ``shared/FORMATS.md``),
-processors see the same awkward record fields:
+"""The internal event model: whatever the file layout, processors see the same fields.
 
 - ``jets``: pt, eta, phi, mass, btag (bool, the sample's working point), flavour (5 b, 4 c, 0 light),
   pT-ordered;
@@ -10,193 +7,20 @@ processors see the same awkward record fields:
 - ``electrons``, ``muons``: pt, eta, phi, charge;
 - ``weight``: the generator weight (float64).
 
-:data:`LAYOUTS` is the mapping: for each layout, the tree name and, for each internal field, the
-source branch. :func:`detect_layout` tells layouts apart from branch names; :class:`AutoSchema`
-lets coffea's Runner read either (Delphes through coffea's ``DelphesSchema``).
+Collections are built on first use from flat numpy columns, so a lazily read file reads only the
+branches a processor touches.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 
 import awkward as ak
 import numpy as np
-from coffea.nanoevents import BaseSchema, DelphesSchema, transforms
-from coffea.nanoevents.schemas.base import listarray_form
 
-HIGGS_PDG_ID = 25
-BOTTOM_PDG_ID = 5
+from .layouts import BOTTOM_PDG_ID, HIGGS_PDG_ID, LAYOUTS, Layout
 
-
-@dataclass(frozen=True)
-class Layout:
-    """How one file layout spells the internal model."""
-
-    name: str
-    tree: str
-    # internal collection -> {internal field: source field}; source fields are relative to the
-    # collection in the events record produced by the layout's schema
-    collections: dict[str, tuple[str, dict[str, str]]]
-    # internal scalar -> (collection or branch, field or None)
-    scalars: dict[str, tuple[str, str | None]]
-    optional: frozenset[str] = field(default_factory=frozenset)
-
-    def branch(self, collection: str, source_field: str | None) -> str:
-        """The on-disk branch name of a source field (for error messages and validation)."""
-        if self.name == "delphes":
-            return f"{collection}.{source_field}" if source_field else collection
-        return f"{collection}_{source_field}" if source_field else collection
-
-    def required_branches(self) -> list[str]:
-        names = []
-        for internal, (coll, fields) in self.collections.items():
-            if internal in self.optional:
-                continue
-            names.extend(self.branch(coll, f) for f in fields.values())
-        for internal, (coll, f) in self.scalars.items():
-            if internal in self.optional:
-                continue
-            names.append(self.branch(coll, f))
-        return names
-
-
-_KINEMATICS = {"pt": "pt", "eta": "eta", "phi": "phi"}
-
-LAYOUTS: dict[str, Layout] = {
-    # FORMATS.md layout 2: one counter per collection, one branch per field
-    "nanoaod": Layout(
-        name="nanoaod",
-        tree="Events",
-        collections={
-            "jets": (
-                "Jet",
-                {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "btag": "btag",
-                 "flavour": "hadronFlavour"},
-            ),
-            "genpart": (
-                "GenPart",
-                {"pt": "pt", "eta": "eta", "phi": "phi", "mass": "mass", "pdg_id": "pdgId",
-                 "status": "status", "mother": "genPartIdxMother"},
-            ),
-            "electrons": ("Electron", {**_KINEMATICS, "charge": "charge"}),
-            "muons": ("Muon", {**_KINEMATICS, "charge": "charge"}),
-        },
-        scalars={"met_pt": ("MET", "pt"), "met_phi": ("MET", "phi"), "weight": ("genWeight", None)},
-        optional=frozenset({"genpart"}),
-    ),
-    # FORMATS.md layout 1: Delphes split branches, read through coffea's DelphesSchema
-    "delphes": Layout(
-        name="delphes",
-        tree="Delphes",
-        collections={
-            "jets": (
-                "Jet",
-                {"pt": "PT", "eta": "Eta", "phi": "Phi", "mass": "Mass", "btag": "BTag",
-                 "flavour": "Flavor"},
-            ),
-            "genpart": (
-                "Particle",
-                {"pt": "PT", "eta": "Eta", "phi": "Phi", "mass": "Mass", "pdg_id": "PID",
-                 "status": "Status", "mother": "M1"},
-            ),
-            "electrons": ("Electron", {"pt": "PT", "eta": "Eta", "phi": "Phi", "charge": "Charge"}),
-            "muons": ("Muon", {"pt": "PT", "eta": "Eta", "phi": "Phi", "charge": "Charge"}),
-        },
-        scalars={"met_pt": ("MissingET", "MET"), "met_phi": ("MissingET", "Phi"),
-                 "weight": ("Event", "Weight")},
-        optional=frozenset({"genpart"}),
-    ),
-}
-
-
-def detect_layout(branch_names) -> Layout | None:
-    """The layout whose signature branch is present (``Jet_pt`` or ``Jet.PT``), else None."""
-    names = set(branch_names)
-    if "Jet_pt" in names or "nJet" in names:
-        return LAYOUTS["nanoaod"]
-    if any(n in names for n in ("Jet.PT", "Jet/Jet.PT", "Jet_size")):
-        return LAYOUTS["delphes"]
-    return None
-
-
-#: fields coffea's DelphesSchema reads from each collection kind we use (its vector aliases)
-_DELPHES_SCHEMA_FIELDS = {
-    "Jet": ("PT", "Eta", "Phi", "Mass"),
-    "Particle": ("PT", "Eta", "Phi", "Mass"),
-    "Electron": ("Eta", "Phi"),
-    "Muon": ("Eta", "Phi"),
-    "MissingET": ("MET", "Eta", "Phi"),
-    "Event": (),
-}
-
-
-def _delphes_collections_used(base_form: dict) -> dict:
-    """The base form restricted to the collections the event model reads.
-
-    Delphes versions differ in the collections they write (a ``Track`` without ``Mass``, a
-    ``Tower`` with ``ET`` but no ``PT``); coffea's DelphesSchema builds every collection it finds
-    and fails on such files, so it is given only these. A used collection that lacks a field
-    the schema needs is a one-line error naming the branch.
-    """
-    layout = LAYOUTS["delphes"]
-    used = {coll for coll, _ in layout.collections.values()} | {coll for coll, _ in layout.scalars.values()}
-    fields, contents = base_form["fields"], base_form["contents"]
-    keep = [i for i, k in enumerate(fields) if k.split("/")[0].removesuffix("_size") in used]
-    present = {fields[i] for i in keep}
-    for coll, needed in _DELPHES_SCHEMA_FIELDS.items():
-        if f"{coll}_size" not in present:
-            if coll in ("Particle",):  # generator truth is optional
-                continue
-            raise ValueError(f"Delphes tree lacks the {coll!r} collection (branch '{coll}_size'), which the event model reads")
-        for name in needed:
-            if f"{coll}/{coll}.{name}" not in present:
-                raise ValueError(f"Delphes tree lacks branch '{coll}.{name}', which the event model reads")
-    form = dict(base_form)
-    form["fields"] = [fields[i] for i in keep]
-    form["contents"] = [contents[i] for i in keep]
-    return form
-
-
-class AutoSchema(BaseSchema):
-    """coffea schema reading either layout: Delphes via ``DelphesSchema``, flat trees as they are.
-
-    The flat layout keeps coffea's plain ``BaseSchema`` (the collections are zipped in
-    :func:`event_model`, which measured faster than NanoAODSchema and needs no event-id branches).
-    """
-
-    __dask_capable__ = True
-
-    def __init__(self, base_form, *args, **kwargs):
-        fields = base_form["fields"]
-        if detect_layout(k.split("/")[-1] for k in fields) is LAYOUTS["delphes"] or "Jet_size" in fields:
-            delphes = DelphesSchema(_delphes_collections_used(base_form))
-            self._form = delphes._form
-        else:
-            super().__init__(base_form)
-            self._share_counters()
-
-    def _share_counters(self) -> None:
-        """Give every jagged branch ``X_f`` the offsets of its counter ``nX``.
-
-        Left alone, each branch's list offsets come from that branch itself, so reading a column
-        reads the branch twice (once for its offsets, once for its values); from the tiny
-        counter branch, each column is read once (as coffea's NanoAODSchema does).
-        """
-        fields, contents = self._form["fields"], self._form["contents"]
-        by_name = dict(zip(fields, contents))
-        for i, (name, form) in enumerate(zip(fields, contents)):
-            prefix = name.split("_", 1)[0]
-            counter = by_name.get("n" + prefix)
-            if "_" in name and counter is not None and form.get("class", "").startswith("ListOffsetArray"):
-                contents[i] = listarray_form(form["content"], transforms.counts2offsets_form(counter))
-
-    @classmethod
-    def behavior(cls):
-        # coffea calls this on the class; Delphes' behaviours include the base NanoEvents ones
-        # (events.metadata) and are harmless for the flat layout
-        return DelphesSchema.behavior()
-
+__all__ = ["EventModel", "event_model", "has_truth", "higgs_bquarks"]
 
 def _layout_of(events) -> Layout:
     fields = set(events.fields)

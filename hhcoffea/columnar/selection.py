@@ -8,9 +8,9 @@ import awkward as ak
 import numba
 import numpy as np
 
-from . import constants as c
+from .. import constants as c
 from .kinematics import from_cartesian, invariant_mass, to_cartesian
-from .pairing import all_pairings, gather
+from .jets import gather
 
 
 def good_jets(jets: ak.Array, pt_min: float = c.FOUR_TAG_PT_MIN, eta_max: float = c.FOUR_TAG_ETA_MAX):
@@ -147,7 +147,6 @@ def higgs_candidates(jets: ak.Array, higgs_jet_indices: np.ndarray) -> dict:
 
 
 __all__ = [
-    "all_pairings",
     "four_tag",
     "four_tag_flat",
     "good_jets",

@@ -11,9 +11,9 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from . import constants as c
+from .. import constants as c
 from .kinematics import delta_r
-from .pairing import gather
+from .jets import gather
 
 
 def _regular(array: ak.Array, width: int, fill):

@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import json
 import pickle
-import platform
-import subprocess
-import sys
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
 
-from .histograms import JET_MULTIPLICITY_BINS, NOMINAL
-
-PROVENANCE_PACKAGES = (
-    "hhcoffea", "coffea", "awkward", "uproot", "hist", "numpy", "dask", "distributed",
-    "dask-awkward", "vector", "pyhf", "correctionlib", "torch", "mplhep", "matplotlib", "scipy",
-)
-
+from ..histograms import JET_MULTIPLICITY_BINS, NOMINAL
 
 # --- histograms ---------------------------------------------------------------------------------
 
@@ -160,54 +150,6 @@ def pairing_markdown(eff: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- provenance ---------------------------------------------------------------------------------
-
-
-def package_versions() -> dict:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PROVENANCE_PACKAGES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def git_revision() -> dict:
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return {"revision": None, "dirty": None}
-    if rev.returncode != 0:
-        return {"revision": None, "dirty": None}
-    return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-
-
-def write_provenance(job, result, outdir: Path) -> None:
-    prov = outdir / "provenance"
-    prov.mkdir(parents=True, exist_ok=True)
-    (prov / "job.yaml").write_text(job.text)
-    import yaml
-
-    (prov / "job.resolved.yaml").write_text(yaml.safe_dump(job.config, sort_keys=False))
-    (prov / "versions.json").write_text(json.dumps(package_versions(), indent=2))
-    (prov / "git.json").write_text(json.dumps(git_revision(), indent=2))
-    inputs = {
-        "files": [f.as_dict() for f in result.fileset.files],
-        "skipped_files": result.fileset.skipped,
-        "datasets": {name: entry["metadata"] for name, entry in result.fileset.coffea.items()},
-        "events_processed": {k: int(v) for k, v in result.output["events_in"].items()},
-        "events_excluded": result.output.get("excluded", {}),
-        "normalisation": result.output.get("normalisation", {}),
-        "quick": result.quick,
-        "command": sys.argv,
-    }
-    (prov / "inputs.json").write_text(json.dumps(inputs, indent=2, default=str))
-
-
 def write_outputs(job, result, plots: bool = True) -> dict:
     """Write everything a run produces into the job's output folder; returns the paths."""
     outdir = job.output
@@ -227,6 +169,8 @@ def write_outputs(job, result, plots: bool = True) -> dict:
         "systematic_nominal": NOMINAL,
     }
     (outdir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    from .provenance import write_provenance
+
     write_provenance(job, result, outdir)
     if plots:
         from .plotting import plot_run

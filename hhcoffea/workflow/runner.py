@@ -13,10 +13,10 @@ from pathlib import Path
 
 from coffea import processor
 
-from .events import AutoSchema
-from .io import FileInfo, InputError, inspect_file
+from ..events import AutoSchema
+from ..events import FileInfo, InputError, inspect_file
 from .job import Job, JobError
-from .pairing import get_pairer
+from ..pairing import get_pairer
 
 
 @dataclass
@@ -38,8 +38,8 @@ def ensure_samples(job: Job, console=None) -> dict:
     spec = job.config.get("samples")
     if not spec:
         return {}
-    from .emulation import generate
-    from .emulation.xsec import sample_xsec_fb
+    from ..emulation import generate
+    from ..emulation.xsec import sample_xsec_fb
 
     directory = job.resolve(spec.get("directory", "data"))
     directory.mkdir(parents=True, exist_ok=True)

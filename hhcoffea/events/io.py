@@ -12,7 +12,9 @@ from pathlib import Path
 import awkward as ak
 import uproot
 
-from .events import LAYOUTS, Layout, detect_layout
+from .layouts import LAYOUTS, Layout, detect_layout
+
+__all__ = ["FileInfo", "InputError", "PreloadedSource", "events_from_arrays", "inspect_file"]
 
 
 class InputError(ValueError):
@@ -96,7 +98,7 @@ def events_from_arrays(arrays: dict, metadata: dict | None = None, name: str = "
     with ``Jet_size``), read through coffea with :class:`~hhcoffea.events.AutoSchema`."""
     from coffea.nanoevents import NanoEventsFactory
 
-    from .events import AutoSchema, detect_layout
+    from .schema import AutoSchema
 
     layout = detect_layout(arrays)
     if layout is None:

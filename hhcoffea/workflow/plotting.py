@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import constants as c  # noqa: E402
-from .histograms import NOMINAL  # noqa: E402
+from .. import constants as c  # noqa: E402
+from ..histograms import NOMINAL  # noqa: E402
 
 __all__ = [
     "BACKGROUND_COLOURS",
@@ -103,7 +103,7 @@ def plot_m_hh(h, members: list[str], background: list[str], luminosity: float = 
 def plot_mass_plane(plane, dataset: str, luminosity: float = c.REFERENCE_LUMINOSITY, title: str = "",
                     **selection) -> plt.Figure:
     """The (m_h1, m_h2) plane of one dataset with the X_hh signal-region contour."""
-    from .selection import x_hh
+    from ..columnar.selection import x_hh
 
     sel = {"systematic": NOMINAL, "region": "four_tag", **selection, "dataset": dataset}
     view = plane[sel]
