@@ -469,6 +469,16 @@ def test_observed_dataset_is_used_and_labelled(tmp_path):
     res = json.loads((tmp_path / "statistics" / "lumi_300" / "limits_resonant.json").read_text())
     assert res["data"].startswith("observed")
     p = res["points"][0]
+    out = tmp_path / "statistics" / "lumi_300"
+    bkg = json.loads((out / "resonant_bkgonly.json").read_text())
+    # the workspace holds the observed histogram x L/L0, not an Asimov set
+    counts = histos["m_hh"][{"dataset": "data_obs", "region": "signal", "pairer": "min_dr", "systematic": "nominal"}].values()
+    np.testing.assert_allclose(bkg["observations"][0]["data"], counts * 300.0 / L0)
+    ws = pyhf.Workspace(workspace.apply_patch(bkg, json.loads((out / "resonant_patchset.json").read_text()), "mX_500"))
+    model = ws.model()
+    # the observed limit is where pyhf's own CLs on that data is 0.05
+    cls_obs = float(pyhf.infer.hypotest(p["mu_observed"], ws.data(model), model, test_stat="qtilde"))
+    assert cls_obs == pytest.approx(0.05, rel=2e-2)
     assert p["mu_observed"] != pytest.approx(p["mu_expected"][2], rel=1e-3)
     csv_text = (tmp_path / "statistics" / "lumi_300" / "limits_resonant.csv").read_text().splitlines()
     assert csv_text[0].startswith("m_x,dataset,xsec_fb,mu_obs")

@@ -450,7 +450,14 @@ class FastModel:
             options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 5000, "maxcor": 30},
         )
         pars[free] = res.x * scale
-        return pars, bool(res.success)
+        if res.success:
+            return pars, True
+        # an "ABNORMAL" line-search stop is success only where the projected gradient vanishes
+        _, g = self.nll_and_grad(pars, n, aux)
+        g = g[free] * scale
+        y, lo, hi = res.x, bnds[free, 0] / scale, bnds[free, 1] / scale
+        g = np.where(((y <= lo) & (g > 0)) | ((y >= hi) & (g < 0)), 0.0, g)
+        return pars, bool(np.max(np.abs(g), initial=0.0) < 1e-5)
 
     # ------------------------------------------------------------------ many datasets at once
     def _prepare_many(self) -> None:
@@ -460,6 +467,7 @@ class FastModel:
         others = np.ones(self.npars, dtype=bool)
         others[self._gammas] = False
         self._others = np.flatnonzero(others)
+        self._kpos = {int(p): i for i, p in enumerate(self._others)}
         self._cvar = np.full(self.npars, np.inf)
         self._cvar[self.constr_index] = self.constr_sigma**2
         # samples carrying each gamma (mask (S, n_gammas)) and its bin
@@ -560,12 +568,39 @@ class FastModel:
         P, n, aux = (np.asarray(x, dtype=float) for x in (P, n, aux))
         return -(self._nll_many(P, n, aux) + self.nll_const_many(n))
 
+    def _curvature_many(self, P: np.ndarray, r: np.ndarray):
+        """``sum_b r_b d^2 lambda_b / d alpha^2`` (T,) per histosys/normsys parameter, with r = 1 - n/lambda."""
+        fs, vals = self._factors_many(P)
+        stat = np.ones((P.shape[0], *self.nominal.shape))
+        mask = self.stat_index >= 0
+        if mask.any():
+            s_idx, b_idx = np.nonzero(mask)
+            stat[:, s_idx, b_idx] = P[:, self.stat_index[mask]]
+        for s, p, sl, du, dd in self._hist:
+            a = P[:, p][:, None]
+            a2 = a * a
+            d2 = np.where(np.abs(a) > 1.0, 0.0, (a2 * (90.0 * a2 - 120.0) + 30.0) * (0.0625 * (du - dd)))
+            yield np.sum(r[:, sl] * fs[:, s, None] * stat[:, s, sl] * d2, axis=1), p
+        if any(kind == "normsys" for _, _, kind, _, _ in self._factor):
+            base = self._base_many(P)
+            for i, (s, p, kind, hilo, coef) in enumerate(self._factor):
+                if kind != "normsys":
+                    continue
+                a = P[:, p]
+                lhi, llo = np.log(hilo[0]), np.log(hilo[1])
+                x = np.clip(a, -1.0, 1.0)
+                inner = sum((j + 1) * j * coef[j] * x ** (j - 1) for j in range(1, 6))
+                d2f = np.where(a >= 1.0, hilo[0] ** a * lhi**2, np.where(a <= -1.0, hilo[1] ** (-a) * llo**2, inner))
+                others = fs[:, s] / np.where(vals[i][0] != 0, vals[i][0], 1.0)
+                yield np.sum(r * base[:, s], axis=1) * others * d2f, p
+
     def _newton_step_many(self, x, n, aux, lam, JK, JG, free):
         """Gauss-Newton step of every row, with the staterror gammas eliminated (Schur complement)."""
         lo, hi = self.bounds[:, 0], self.bounds[:, 1]
         lam_c = np.maximum(lam, _TINY)
         r = 1.0 - n / lam_c
-        W = n / lam_c**2
+        # Gauss-Newton weight n / lambda^2, kept positive in empty bins (else a singular step)
+        W = np.maximum(n, 0.5) / lam_c**2
         cvar = self._cvar
         K, G = self._others, self._gammas
         g = np.zeros_like(x)
@@ -590,10 +625,16 @@ class FastModel:
             gG = gu[:, G]
             H = H - np.matmul(C.transpose(0, 2, 1), C / D[:, :, None])
             gK = gK - np.einsum("tgk,tg->tk", C, gG / D)
+        for h, p in self._curvature_many(x, r):
+            # second-derivative term of the exact Hessian where it adds curvature (Gauss-Newton
+            # alone oscillates on the polynomial part of the interpolations)
+            k = self._kpos[p]
+            H[:, k, k] += np.where(uK[:, k], np.maximum(h, 0.0), 0.0)
         try:
             dK = -np.linalg.solve(H, gK[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
-            dK = -gK / np.abs(H[:, diagK, diagK])
+            hd = np.abs(H[:, diagK, diagK])
+            dK = -np.where(hd > 0, gK / np.where(hd > 0, hd, 1.0), 0.0)
         step = np.zeros_like(x)
         step[:, K] = dK
         if G.size:
@@ -670,7 +711,10 @@ class FastModel:
                 fn[bad] = self._nll_many(xb, nw[bad], aw[bad])
             stuck = t <= 1e-8
             moved = np.max(np.abs(xn - xw) / self.scale, axis=1)
-            conv = ((f - fn < ftol) & (moved < 1e-5)) | (use.sum(axis=1) == 0)
+            decrement = -np.sum(gu * step, axis=1)
+            # converged: a full step gains < ftol, or the predicted gain is < ftol (flat directions
+            # where Gauss-Newton steps wander without changing the NLL)
+            conv = ((f - fn < ftol) & ((moved < 1e-5) | (t == 1.0))) | (decrement < 10 * ftol) | (use.sum(axis=1) == 0)
             improved = fn <= f
             xw = np.where(improved[:, None], xn, xw)
             f = np.where(improved, fn, f)
