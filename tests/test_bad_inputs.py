@@ -148,7 +148,7 @@ def test_empty_file_and_events_without_jets(tmp_path):
 
 
 def test_normalise_processed_divides_by_the_events_read(tmp_path):
-    from hhcoffea.cli import normalisation_lines
+    from hhcoffea.workflow.summary import normalisation_lines
 
     write_nanoaod(tmp_path / "toy.root", toy_events(1500, seed=5))
     files = {"toy": (tmp_path / "toy.root", 3000)}  # the job says 3000 were generated

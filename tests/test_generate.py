@@ -12,7 +12,7 @@ import uproot
 
 from hhcoffea import constants as C
 from hhcoffea.emulation import calibration, detector, generate, generate_arrays, processes, xsec
-from hhcoffea.emulation import cli as emulation_cli
+from hhcoffea.cli import generate as emulation_cli
 from hhcoffea.columnar.kinematics import delta_phi, invariant_mass, to_cartesian
 
 EXPECTED_BRANCHES = {
@@ -468,7 +468,7 @@ def test_cli_module_is_light():
     import sys
 
     code = (
-        "import argparse, sys, hhcoffea.emulation.cli as c; c.add_arguments(argparse.ArgumentParser()); "
+        "import argparse, sys, hhcoffea.cli.generate as c; c.add_arguments(argparse.ArgumentParser()); "
         "print(sorted(m for m in ('uproot', 'awkward', 'hhcoffea.emulation.detector', 'hhcoffea.emulation.processes') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]

@@ -22,8 +22,8 @@ Modules, in the order an event goes through them:
     the ROOT file and its JSON sidecar: :func:`generate`.
 ``calibration``
     four-tag efficiencies measured with this emulation and the cross sections tuned from them.
-``cli``
-    ``hhcoffea generate``.
+
+``hhcoffea generate`` is :mod:`hhcoffea.cli.generate`.
 
 Importing the package is cheap: the names below are loaded from their modules on first use.
 """
@@ -38,7 +38,7 @@ _HOME = {"PROCESSES": "processes", "generate": "writer", "generate_arrays": "chu
 
 
 def __getattr__(name: str):
-    # lazy, so that `hhcoffea.emulation.cli` (built into every `hhcoffea` parser) stays light
+    # lazy: importing the package (e.g. for PROCESSES) must stay light
     if name in _HOME:
         return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from .. import constants as C
-from .processes import PROCESSES
+from ..emulation.processes import PROCESSES
 
 __all__ = ["add_arguments", "main"]
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """``hhcoffea generate``: write one sample and print its metadata."""
-    from .writer import generate  # numpy, awkward, uproot: only when a sample is written
+    from ..emulation.writer import generate  # numpy, awkward, uproot: only when a sample is written
 
     meta = generate(
         args.process,

@@ -1,0 +1,59 @@
+"""The ``hhcoffea`` command: run, generate, plugins, inspect, limits.
+
+One module per subcommand, each thin over library functions. Building the parser imports only
+these modules (argparse, no numpy, coffea or pyhf); a subcommand's libraries load when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["SUBCOMMANDS", "build_parser", "console", "main"]
+
+#: subcommand -> (module under hhcoffea.cli, help)
+SUBCOMMANDS = {
+    "run": ("run", "run a job file with coffea's Runner"),
+    "generate": ("generate", "write emulated NanoAOD-like samples"),
+    "plugins": ("plugins", "list registered pairers and scorers"),
+    "inspect": ("inspect", "check input files: layout, tree, events"),
+    "limits": ("limits", "pyhf workspaces, CLs limits and kappa_lambda scans from a job's histograms"),
+}
+
+
+def console():
+    """A rich console; soft wrap keeps a message (a file path, an error) on one line."""
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hhcoffea", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        command = importlib.import_module(f"{__name__}.{module}")
+        p = sub.add_parser(name, help=help_text, description=command.__doc__.splitlines()[0])
+        command.add_arguments(p)
+        p.set_defaults(func=command.main)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as err:
+        # one line for what the user can fix (input, job file, plugin name); a traceback otherwise
+        from ..registry import PluginNotFoundError
+        from ..stats.workspace import MissingInputError
+
+        if isinstance(err, (ValueError, PluginNotFoundError, MissingInputError)):
+            print(f"hhcoffea {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
