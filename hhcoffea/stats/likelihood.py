@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyhf
 from scipy.optimize import minimize
-from scipy.special import gammaln, xlogy
+from scipy.special import gammaln
 
 __all__ = ["FastModel", "FitResult", "BatchFitResult", "UnsupportedModelError", "SUPPORTED_MODIFIERS"]
 
@@ -468,6 +468,9 @@ class FastModel:
         others[self._gammas] = False
         self._others = np.flatnonzero(others)
         self._kpos = {int(p): i for i, p in enumerate(self._others)}
+        # gamma k in bin k (the usual layout): slices instead of fancy-index copies
+        self._gamma_in_order = gb is not None and np.array_equal(gb[self._gammas], np.arange(self.nbins))
+        self._stat_full = self._gamma_in_order and bool(np.all(self.stat_index == self._gammas[None, :]))
         self._cvar = np.full(self.npars, np.inf)
         self._cvar[self.constr_index] = self.constr_sigma**2
         # samples carrying each gamma (mask (S, n_gammas)) and its bin
@@ -495,6 +498,8 @@ class FastModel:
             A = A.copy()
             for s, p, sl, du, dd in self._hist:
                 A[:, s, sl] += _histosys_delta_many(P[:, p], du, dd)[0]
+        if self._stat_full:  # every sample has the gamma of its bin: one broadcast product
+            return A * P[:, self._gammas][:, None, :]
         mask = self.stat_index >= 0
         if mask.any():
             A = A.copy() if not self._hist else A
@@ -506,17 +511,17 @@ class FastModel:
         """Expected main yields ``(T, B)`` for parameter rows ``P`` ``(T, P)``."""
         P = np.asarray(P, dtype=float)
         fs, _ = self._factors_many(P)
-        return np.einsum("tsb,ts->tb", self._base_many(P), fs)
+        return np.matmul(fs[:, None, :], self._base_many(P))[:, 0, :]  # (batched matmul: fast, einsum is not)
 
-    def _jacobian_many(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _jacobian_many(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
         """Yields (T, B), their derivatives by the non-gamma parameters (T, B, K) and by each
-        staterror gamma in its own bin (T, n_gammas)."""
+        staterror gamma in its own bin (T, n_gammas), and the parts the curvature term reuses."""
         T = P.shape[0]
         fs, vals = self._factors_many(P)
         AG = self._base_many(P)  # (T, S, B), gammas included
         lam_s = AG * fs[:, :, None]
         lam = lam_s.sum(axis=1)
-        pos = {p: i for i, p in enumerate(self._others)}
+        pos = self._kpos
         JK = np.zeros((T, self.nbins, self._others.size))
         for s in range(len(self.samples)):
             mods = self._factor_by_sample[s]
@@ -529,6 +534,7 @@ class FastModel:
                         other = other * vals[j][0]
                 d = other if vals[i][1] is None else other * vals[i][1]
                 JK[:, :, pos[p]] += AG[:, s] * d[:, None]
+        stat = None
         if self._hist:
             stat = np.ones((T, *self.nominal.shape))
             mask = self.stat_index >= 0
@@ -546,43 +552,34 @@ class FastModel:
             JG = np.sum(lam_g * self._gamma_samples, axis=1) / P[:, self._gammas]
         else:
             JG = np.zeros((T, 0))
-        return lam, JK, JG
+        return lam, JK, JG, (fs, vals, AG, stat)
 
     def _nll_many(self, P, n, aux, lam=None) -> np.ndarray:
-        """NLL relative to the saturated Poisson model (small numbers: no cancellation in differences)."""
+        """NLL without the data-only constants (as :meth:`nll_and_grad`), per row."""
         if lam is None:
             lam = self.expected_actualdata_many(P)
         lam = np.maximum(lam, _TINY)
-        pos = n > 0
-        main = lam - n - np.where(pos, n * np.log(np.where(pos, lam / np.where(pos, n, 1.0), 1.0)), 0.0)
         d = (P[:, self.constr_index] - aux) / self.constr_sigma
-        return np.sum(main, axis=1) + 0.5 * np.sum(d * d, axis=1)
+        return np.sum(lam - n * np.log(lam), axis=1) + 0.5 * np.sum(d * d, axis=1)
 
     def nll_const_many(self, n: np.ndarray) -> np.ndarray:
-        """What turns the saturated-model NLL of :meth:`_nll_many` into ``-logpdf``, per dataset."""
-        n = np.asarray(n, dtype=float)
-        return np.sum(n - xlogy(n, n) + gammaln(n + 1.0), axis=1) + self._constr_norm
+        """What turns :meth:`_nll_many` into ``-logpdf``, per dataset."""
+        return np.sum(gammaln(np.asarray(n, dtype=float) + 1.0), axis=1) + self._constr_norm
 
     def logpdf_many(self, P, n, aux) -> np.ndarray:
         """``logpdf`` of each row: parameters ``(T, P)``, main data ``(T, B)``, auxiliary data ``(T, A)``."""
         P, n, aux = (np.asarray(x, dtype=float) for x in (P, n, aux))
         return -(self._nll_many(P, n, aux) + self.nll_const_many(n))
 
-    def _curvature_many(self, P: np.ndarray, r: np.ndarray):
+    def _curvature_many(self, P: np.ndarray, r: np.ndarray, parts: tuple):
         """``sum_b r_b d^2 lambda_b / d alpha^2`` (T,) per histosys/normsys parameter, with r = 1 - n/lambda."""
-        fs, vals = self._factors_many(P)
-        stat = np.ones((P.shape[0], *self.nominal.shape))
-        mask = self.stat_index >= 0
-        if mask.any():
-            s_idx, b_idx = np.nonzero(mask)
-            stat[:, s_idx, b_idx] = P[:, self.stat_index[mask]]
+        fs, vals, base, stat = parts
         for s, p, sl, du, dd in self._hist:
             a = P[:, p][:, None]
             a2 = a * a
             d2 = np.where(np.abs(a) > 1.0, 0.0, (a2 * (90.0 * a2 - 120.0) + 30.0) * (0.0625 * (du - dd)))
             yield np.sum(r[:, sl] * fs[:, s, None] * stat[:, s, sl] * d2, axis=1), p
         if any(kind == "normsys" for _, _, kind, _, _ in self._factor):
-            base = self._base_many(P)
             for i, (s, p, kind, hilo, coef) in enumerate(self._factor):
                 if kind != "normsys":
                     continue
@@ -594,7 +591,7 @@ class FastModel:
                 others = fs[:, s] / np.where(vals[i][0] != 0, vals[i][0], 1.0)
                 yield np.sum(r * base[:, s], axis=1) * others * d2f, p
 
-    def _newton_step_many(self, x, n, aux, lam, JK, JG, free):
+    def _newton_step_many(self, x, n, aux, lam, JK, JG, parts, free):
         """Gauss-Newton step of every row, with the staterror gammas eliminated (Schur complement)."""
         lo, hi = self.bounds[:, 0], self.bounds[:, 1]
         lam_c = np.maximum(lam, _TINY)
@@ -604,9 +601,9 @@ class FastModel:
         cvar = self._cvar
         K, G = self._others, self._gammas
         g = np.zeros_like(x)
-        g[:, K] = np.einsum("tbk,tb->tk", JK, r)
+        g[:, K] = np.matmul(r[:, None, :], JK)[:, 0, :]
         if G.size:
-            g[:, G] = JG * r[:, self._gamma_bin]
+            g[:, G] = JG * (r if self._gamma_in_order else r[:, self._gamma_bin])
         g[:, self.constr_index] += (x[:, self.constr_index] - aux) / self.constr_sigma**2
         active = (((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))) | ~free
         use = ~active
@@ -619,13 +616,13 @@ class FastModel:
         gK = gu[:, K]
         if G.size:
             JGu = JG * uG
-            Wg = W[:, self._gamma_bin]
+            Wg = W if self._gamma_in_order else W[:, self._gamma_bin]
             D = np.where(uG, JGu**2 * Wg + 1.0 / cvar[G], 1.0)
-            C = JKu[:, self._gamma_bin, :] * (JGu * Wg)[:, :, None]  # (T, G, K)
+            C = (JKu if self._gamma_in_order else JKu[:, self._gamma_bin, :]) * (JGu * Wg)[:, :, None]  # (T, G, K)
             gG = gu[:, G]
             H = H - np.matmul(C.transpose(0, 2, 1), C / D[:, :, None])
-            gK = gK - np.einsum("tgk,tg->tk", C, gG / D)
-        for h, p in self._curvature_many(x, r):
+            gK = gK - np.matmul((gG / D)[:, None, :], C)[:, 0, :]
+        for h, p in self._curvature_many(x, r, parts):
             # second-derivative term of the exact Hessian where it adds curvature (Gauss-Newton
             # alone oscillates on the polynomial part of the interpolations)
             k = self._kpos[p]
@@ -638,7 +635,7 @@ class FastModel:
         step = np.zeros_like(x)
         step[:, K] = dK
         if G.size:
-            step[:, G] = -(gG + np.einsum("tgk,tk->tg", C, dK)) / D
+            step[:, G] = -(gG + np.matmul(C, dK[:, :, None])[:, :, 0]) / D
         step = np.where(use, step, 0.0)
         return step, gu, use
 
@@ -674,17 +671,19 @@ class FastModel:
             x[:, i] = v
             fixed[i] = True
         free = ~fixed
-        lo, hi = self.bounds[:, 0], self.bounds[:, 1]
-        x = np.where(free, np.clip(x, lo, hi), x)
+        # fixed parameters keep their values, inside the bounds or not
+        lo = np.where(free, self.bounds[:, 0], -np.inf)
+        hi = np.where(free, self.bounds[:, 1], np.inf)
+        x = np.clip(x, lo, hi)
         ok = np.zeros(T, dtype=bool)
         work = np.arange(T)
         xw, nw, aw = x, n, aux
-        lam, JK, JG = self._jacobian_many(xw)
+        lam, JK, JG, parts = self._jacobian_many(xw)
         f = self._nll_many(xw, nw, aw, lam)
         for _ in range(max_iter):
             if work.size == 0:
                 break
-            step, gu, use = self._newton_step_many(xw, nw, aw, lam, JK, JG, free)
+            step, gu, use = self._newton_step_many(xw, nw, aw, lam, JK, JG, parts, free)
             # Newton decrement: the predicted gain of a full step; below ftol the fit has converged
             inside = np.all((xw + step >= lo) & (xw + step <= hi) | ~use, axis=1)
             at_min = inside & (-np.sum(gu * step, axis=1) < ftol)
@@ -698,7 +697,7 @@ class FastModel:
                 if work.size == 0:
                     break
             t = np.ones(work.size)
-            xn = np.where(use, np.clip(xw + step, lo, hi), xw)
+            xn = np.clip(xw + step, lo, hi)  # step is 0 where a parameter does not move
             fn = self._nll_many(xn, nw, aw)
             slack = 1e-12 * (1.0 + np.abs(f))  # rounding of the NLL itself
             for _ls in range(30):  # backtracking, only for the datasets whose step was too long
@@ -706,7 +705,7 @@ class FastModel:
                 if not bad.any():
                     break
                 t[bad] *= 0.5
-                xb = np.where(use[bad], np.clip(xw[bad] + t[bad, None] * step[bad], lo, hi), xw[bad])
+                xb = np.clip(xw[bad] + t[bad, None] * step[bad], lo, hi)
                 xn[bad] = xb
                 fn[bad] = self._nll_many(xb, nw[bad], aw[bad])
             stuck = t <= 1e-8
@@ -725,7 +724,7 @@ class FastModel:
             keep = ~finished
             work, xw, nw, aw, f = work[keep], xw[keep], nw[keep], aw[keep], f[keep]
             if work.size:
-                lam, JK, JG = self._jacobian_many(xw)
+                lam, JK, JG, parts = self._jacobian_many(xw)
         if work.size:
             x[work] = xw
         nll = self._nll_many(x, n, aux) + self.nll_const_many(n)

@@ -374,7 +374,7 @@ class ToyLimits:
 
     def _fit_many(self, n, aux, init, mu: float | None = None):
         # q~ of a toy matters to ~1e-5 (the tie tolerance below), not to the scalar fits' 1e-10
-        res = self.fast.fit_many(n, aux, init, fixed_values=None if mu is None else {self.poi: mu}, ftol=1e-7)
+        res = self.fast.fit_many(n, aux, init, fixed_values=None if mu is None else {self.poi: mu}, ftol=1e-6)
         self.n_batched_fits += 1
         self.failed_toy_fits += int(np.sum(~res.success))
         return res
@@ -443,41 +443,51 @@ class ToyLimits:
         return np.log(np.maximum([e["observed"], *e["expected"]], floor)) - math.log(self.level)
 
     def limits(self) -> tuple[float, list[float]]:
-        """Observed and expected (-2 .. +2 sigma) limits: roots of log CLs(mu) = log(level)."""
+        """Observed and expected (-2 .. +2 sigma) limits: roots of log CLs(mu) = log(level).
+
+        Every evaluated ``mu`` gives all six curves. They start at the asymptotic limits; each
+        root is the quadratic through the bracketing points and a neighbour, accepted when it
+        agrees with the linear interpolation or lies next to an evaluated point (within ``rtol``),
+        else evaluated there next round.
+        """
         a = self.asymptotic.result()
         guesses = [a.observed, *a.expected]
         n_targets = len(guesses)
+        for mu in sorted(guesses):
+            if all(abs(mu - m) > self.rtol * mu for m in self._cache):
+                self._values(mu)
         roots: list[float | None] = [None] * n_targets
-        done = [False] * n_targets
-        # start from three points spanning the asymptotic band
-        for mu in sorted({min(guesses), a.median, max(guesses)}):
-            self._values(mu)
         for _ in range(40):
             proposals = []
             mus = np.array(sorted(self._cache))
             vals = np.array([self._values(m) for m in mus])
             for j in range(n_targets):
-                if done[j]:
-                    continue
                 f = vals[:, j]
                 cross = np.flatnonzero((f[:-1] > 0) & (f[1:] <= 0))
                 if cross.size == 0:
+                    roots[j] = None
                     proposals.append(mus[-1] * 1.5 if np.all(f > 0) else mus[0] / 1.5)
                     continue
                 i = int(cross[0])
-                lo, hi, flo, fhi = mus[i], mus[i + 1], f[i], f[i + 1]
-                r = float(lo + flo * (hi - lo) / (flo - fhi))  # linear in log CLs
-                if roots[j] is not None and abs(r - roots[j]) <= self.rtol * r or (hi - lo) <= self.rtol * r:
-                    done[j] = True
+                lo, hi = mus[i], mus[i + 1]
+                r_lin = float(lo + f[i] * (hi - lo) / (f[i] - f[i + 1]))
+                r = r_lin
+                third = [k for k in (i - 1, i + 2) if 0 <= k < mus.size]
+                if third:
+                    k = min(third, key=lambda k: abs(mus[k] - 0.5 * (lo + hi)))
+                    idx = [i, i + 1, k]
+                    c = np.polyfit(mus[idx], f[idx], 2)
+                    inside = [z.real for z in np.roots(c) if abs(z.imag) < 1e-12 and lo <= z.real <= hi]
+                    if inside:
+                        r = float(inside[0])
                 roots[j] = r
-                if not done[j]:
-                    # Illinois-like: aim a little past the root so the bracket closes from both sides
-                    width = hi - lo
-                    proposals.append(min(max(r, lo + 0.02 * width), hi - 0.02 * width))
+                pinned = np.min(np.abs(mus - r)) <= self.rtol * r
+                if not (pinned or abs(r - r_lin) <= self.rtol * r):
+                    proposals.append(r)
             if not proposals:
                 break
-            for mu in sorted(proposals):  # one evaluation serves all targets: skip near-duplicates
-                if all(abs(mu - m) > 0.5 * self.rtol * mu for m in self._cache):
+            for mu in sorted(proposals):  # one evaluation serves all curves: skip near-duplicates
+                if all(abs(mu - m) > self.rtol * mu for m in self._cache):
                     self._values(mu)
         if any(r is None for r in roots):
             raise ValueError("toy CLs limit not bracketed: the signal has no sensitivity")
