@@ -12,13 +12,22 @@ pyhf's plain ``upper_limit`` takes tens of seconds per point on such a model, so
 subset (3 points of each scan, spread over the grid) and its time per point is extrapolated to the
 whole scan; the printout says so. Limits are compared point by point on that subset.
 
-Run: ``python benchmarks/limits.py [--pyhf-points 3]``.
+* toys: the toy-based CLs calculator (``upper_limit(..., calculator="toys")``, 10,000 toys per
+  hypothesis) at a few m_X points, time per limit on one core (BLAS threads set to 1), beside the
+  asymptotic limits of the same points.
+
+Run: ``python benchmarks/limits.py [--pyhf-points 3] [--toy-points 2] [--n-toys 10000]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+
+# one core: the toy timing target is per core (set before numpy loads BLAS)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import numpy as np
 import pyhf
@@ -26,6 +35,7 @@ from scipy.stats import norm
 
 from hhcoffea.stats import kappa as kappa_mod
 from hhcoffea.stats import limits, morphing, workspace
+from hhcoffea.stats.likelihood import FastModel
 
 EDGES = np.linspace(250.0, 1250.0, 21)
 CENTERS = 0.5 * (EDGES[1:] + EDGES[:-1])
@@ -130,6 +140,8 @@ def _compare(name, grid, ours, chans, obs, signal_at, n_pyhf) -> tuple[float, fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pyhf-points", type=int, default=3, help="points per scan run with plain pyhf (each takes 0.5-2 min)")
+    ap.add_argument("--toy-points", type=int, default=2, help="m_X points with the toy calculator")
+    ap.add_argument("--n-toys", type=int, default=10000, help="toys per hypothesis")
     args = ap.parse_args()
     chans, obs = _channels()
     spec = chans.with_signal(obs, resonant_signal(500.0))
@@ -161,6 +173,24 @@ def main() -> None:
         f"(best fit {prof['best_fit']:.3f}, interval {iv['lower']} .. {iv['upper']})"
     )
 
+    print(f"\ntoy CLs ({args.n_toys} toys per hypothesis, one core) vs asymptotic:")
+    t_toys = []
+    for m in np.linspace(300.0, 1200.0, args.toy_points + 2)[1:-1]:
+        ws = pyhf.Workspace(chans.with_signal(obs, resonant_signal(m)))
+        fast = FastModel(ws.model())
+        data = np.asarray(ws.data(fast.model), dtype=float)
+        asym = limits.upper_limit(fast, data)
+        t0 = time.perf_counter()
+        calc = limits.ToyLimits(fast, data, n_toys=args.n_toys, seed=1)
+        toy = calc.result()
+        dt = time.perf_counter() - t0
+        t_toys.append(dt)
+        print(
+            f"  m_X={m:>6.0f}: {dt:.1f} s ({len(calc._cache)} mu points, {calc.n_batched_fits} batched fits); "
+            f"median {toy.median:.3f} vs asymptotic {asym.median:.3f}; observed {toy.observed:.3f} vs {asym.observed:.3f}; "
+            f"band {', '.join(f'{x:.2f}' for x in toy.expected)} vs {', '.join(f'{x:.2f}' for x in asym.expected)}"
+        )
+
     est_m, est_k = per_m * len(masses), per_k * len(kappas)
     print("\nsummary (plain pyhf time = mean per point on the subset x number of points: EXTRAPOLATED)")
     print(f"{'scan':<22}{'points':>7}{'hhcoffea [s]':>14}{'pyhf [s]':>12}{'speed-up':>10}{'max rel diff':>14}")
@@ -168,6 +198,8 @@ def main() -> None:
     print(f"{'kappa_lambda (CLs)':<22}{len(kappas):>7}{t_k:>14.2f}{est_k:>12.0f}{est_k / t_k:>9.0f}x{worst_k:>14.1e}")
     ok = min(est_m / t_m, est_k / t_k) >= 10 and max(worst_m, worst_k) < 0.01
     print(f"target (>= 10x faster, limits within 1%): {'met' if ok else 'NOT met'}")
+    t_toy = float(np.mean(t_toys)) if t_toys else float("nan")
+    print(f"toy CLs, {args.n_toys} toys: {t_toy:.1f} s per m_X point (target < 2 s): {'met' if t_toy < 2 else 'NOT met'}")
 
 
 if __name__ == "__main__":
