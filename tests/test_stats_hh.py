@@ -500,3 +500,27 @@ def test_job_entry_point_and_per_analysis_backgrounds(synthetic, tmp_path):
     assert "139 fb-1 resonant" in analysis.format_summary(summary)
     with pytest.raises(workspace.MissingInputError, match="histograms.pkl"):
         analysis.run_statistics_for_job(SimpleNamespace(config={"statistics": cfg}, output=tmp_path / "nowhere"))
+
+
+def test_nnlo_normalised_emulated_basis_uses_k_factor_morphing(synthetic):
+    """Emulated shapes normalised to sigma_NNLO x BR are not quadratic in kappa_lambda: the
+    analysis detects them and morphs with K(kappa)/K(kappa_i)-weighted coefficients."""
+    from hhcoffea.emulation import xsec
+
+    histos, meta = synthetic
+    nnlo = {**meta, "datasets": {k: dict(v) for k, v in meta["datasets"].items()}}
+    for name in ("hh_kl1", "hh_kl5", "hh_kl10", "hh_kl3"):
+        k = nnlo["datasets"][name]["kappa_lambda"]
+        nnlo["datasets"][name]["xsec_fb"] = float(constants.ggf_hh_xsec_13tev(k)) * constants.BR_HH_4B
+    inp = analysis.AnalysisInputs(config.StatisticsConfig(base_config(), nnlo), histos, nnlo)
+    assert inp.morphing == "emulation NNLO"
+    sig = inp.signal_at(1.0)(3.0)["signal"].template.yields
+    basis = [b["signal"].template.yields for b in inp.basis]
+    d = xsec.nonresonant_morphing_coefficients([1.0, 5.0, 10.0], 3.0)
+    np.testing.assert_allclose(sig, np.maximum(sum(c * y for c, y in zip(d, basis)), 0.0), rtol=1e-12)
+    assert not np.allclose(d, morphing.basis_coefficients([1.0, 5.0, 10.0], 3.0), rtol=1e-3)
+    plain = analysis.AnalysisInputs(config.StatisticsConfig(base_config(), meta), histos, meta)
+    assert plain.morphing == "lagrange"
+    forced = base_config()
+    forced["nonresonant"] = {**forced["nonresonant"], "morphing": "lagrange"}
+    assert analysis.AnalysisInputs(config.StatisticsConfig(forced, nnlo), histos, nnlo).morphing == "lagrange"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import pathlib
 import pickle
 import time
@@ -105,6 +106,31 @@ class AnalysisInputs:
         return float(self.meta[name]["xsec_fb"]) * self.cfg.signal_factor
 
     @property
+    def morphing(self) -> str:
+        """``lagrange`` (templates quadratic in kappa_lambda), or ``emulation NNLO`` for emulated
+        samples normalised to sigma_NNLO(kappa_lambda) x BR, whose LO shapes need the K-factor
+        weighted coefficients (``nonresonant.morphing`` in the job forces one)."""
+        choice = self.cfg.morphing
+        if choice != "auto":
+            return choice
+        ks = self.basis_kappas
+        nnlo = all(
+            self.meta[b].get("process") == "nonresonant"
+            and math.isclose(
+                float(self.meta[b]["xsec_fb"]), float(constants.ggf_hh_xsec_13tev(k)) * constants.BR_HH_4B, rel_tol=1e-9
+            )
+            for b, k in zip(self.cfg.basis, ks)
+        )
+        return "emulation NNLO" if nnlo else "lagrange"
+
+    def _coefficients(self):
+        if self.morphing == "emulation NNLO":
+            from ..emulation.xsec import nonresonant_morphing_coefficients
+
+            return nonresonant_morphing_coefficients
+        return None
+
+    @property
     def basis_kappas(self) -> list[float]:
         ks = [self.meta[b].get("kappa_lambda") for b in self.cfg.basis]
         if any(k is None for k in ks):
@@ -114,12 +140,15 @@ class AnalysisInputs:
     def signal_at(self, scale: float):
         """``kappa_lambda -> {region: signal Sample}``: the morphed template at ``scale``."""
         ks = self.basis_kappas
+        coef = self._coefficients()
 
         def at(kappa: float) -> dict[str, Sample]:
             return {
                 r: Sample(
                     SIGNAL,
-                    morph_template(ks, [b[r].template.scaled(scale) for b in self.basis], kappa, clip=True),
+                    morph_template(
+                        ks, [b[r].template.scaled(scale) for b in self.basis], kappa, clip=True, coefficients=coef
+                    ),
                     self.basis[0][r].systematics,
                 )
                 for r in self.regions
@@ -296,13 +325,13 @@ def morphing_closure(inp: AnalysisInputs) -> dict:
         raise MissingInputError(f"check dataset {name!r} has no kappa_lambda in metadata")
     chi2, ndf = 0.0, 0
     for r in inp.regions:
-        m = morph_template(inp.basis_kappas, [b[r].template for b in inp.basis], float(k))
+        m = morph_template(inp.basis_kappas, [b[r].template for b in inp.basis], float(k), coefficients=inp._coefficients())
         d = inp.check[r].template
         var = m.sumw2 + d.sumw2
         ok = var > 0
         chi2 += float(np.sum((m.yields[ok] - d.yields[ok]) ** 2 / var[ok]))
         ndf += int(ok.sum())
-    return {"dataset": name, "kappa_lambda": float(k), "chi2": chi2, "ndf": ndf}
+    return {"dataset": name, "kappa_lambda": float(k), "chi2": chi2, "ndf": ndf, "morphing": inp.morphing}
 
 
 def _nonresonant(inp: AnalysisInputs, scale: float, lumi: float, out: pathlib.Path) -> dict:
@@ -346,7 +375,7 @@ def _nonresonant(inp: AnalysisInputs, scale: float, lumi: float, out: pathlib.Pa
     result = {
         "luminosity_fb": lumi,
         "sqrt_s_TeV": cfg.sqrt_s,
-        "basis": {"datasets": cfg.basis, "kappa_lambda": inp.basis_kappas},
+        "basis": {"datasets": cfg.basis, "kappa_lambda": inp.basis_kappas, "morphing": inp.morphing},
         "cls_mu_poi": cls,
         "profile_likelihood": prof,
         "warnings": warnings,

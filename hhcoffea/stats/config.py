@@ -24,6 +24,8 @@ All keys are optional unless marked::
         hypothesis: {kappa_lambda: 1.0, mu: 1.0}       # Asimov data of the kappa_lambda-POI scan
                                     #   (mu: 0 = background only); the scan's model keeps mu = 1
         check: hh_kl3               # optional fourth sample: morphing closure (chi2) in the summary
+        morphing: auto              # lagrange, "emulation NNLO" (emulated shapes normalised to
+                                    #   sigma_NNLO: K-factor weighted coefficients) or auto (detects those)
       systematics:
         lumi: 0.017                 # relative luminosity uncertainty (constants default)
         staterror: true             # MC statistical uncertainty from the sum of squared weights
@@ -154,6 +156,9 @@ class StatisticsConfig:
         self.kappa_hypothesis = float(hyp.get("kappa_lambda", constants.KAPPA_LAMBDA_SM))
         self.kappa_mu = float(hyp.get("mu", 1.0))
         self.check = nr.get("check")
+        self.morphing = str(nr.get("morphing", "auto"))
+        if self.morphing not in ("auto", "lagrange", "emulation NNLO"):
+            raise ValueError(f"statistics.nonresonant.morphing must be auto, lagrange or 'emulation NNLO', got {self.morphing!r}")
         self.calculator = str(cfg.get("calculator", "asymptotic"))
         if self.calculator not in CALCULATORS:
             raise ValueError(f"statistics.calculator must be one of {CALCULATORS}, got {self.calculator!r}")

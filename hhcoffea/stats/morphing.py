@@ -14,7 +14,7 @@ combined with the same c_i.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,16 +45,23 @@ def morph_values(basis_kappas: Sequence[float], basis_values: Sequence[float], k
 
 
 def morph_template(
-    basis_kappas: Sequence[float], basis: Sequence[Template], kappa: float, *, clip: bool = False
+    basis_kappas: Sequence[float],
+    basis: Sequence[Template],
+    kappa: float,
+    *,
+    clip: bool = False,
+    coefficients: Callable[[Sequence[float], float], np.ndarray] | None = None,
 ) -> Template:
     """The signal template at ``kappa`` combined from three basis templates.
 
     With ``clip``, negative combined yields (statistical noise in nearly empty bins) are set to 0 so
-    that the template can enter a likelihood.
+    that the template can enter a likelihood. ``coefficients(basis_kappas, kappa)`` replaces the
+    Lagrange coefficients when the samples are not plain quadratics in kappa (e.g. emulated shapes
+    normalised to sigma_NNLO: ``hhcoffea.emulation.xsec.nonresonant_morphing_coefficients``).
     """
     if len(basis) != 3:
         raise ValueError(f"need exactly three basis templates, got {len(basis)}")
-    c = basis_coefficients(basis_kappas, kappa)
+    c = (coefficients or basis_coefficients)(basis_kappas, kappa)
     yields = sum(ci * t.yields for ci, t in zip(c, basis))
     sumw2 = sum(ci**2 * t.sumw2 for ci, t in zip(c, basis))
     names = set(basis[0].variations)
