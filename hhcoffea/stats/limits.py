@@ -379,21 +379,31 @@ class ToyLimits:
         self.failed_toy_fits += int(np.sum(~res.success))
         return res
 
-    def _q_tilde(self, n, aux, free, mu: float, start: np.ndarray) -> np.ndarray:
-        """q~_mu of every toy: 0 where mu^ > mu, else 2 (NLL(mu) - NLL(mu^)) (mu^ >= 0 by its bound)."""
+    def _q_tilde(self, n, aux, free, mu: float, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """q~_mu of every toy (0 where mu^ > mu, else 2 (NLL(mu) - NLL(mu^)); mu^ >= 0 by its bound)
+        and the conditional fits' parameters (``start`` where none was needed)."""
         q = np.zeros(n.shape[0])
+        pars = start.copy()
         need = free.pars[:, self.poi] <= mu
         if need.any():
-            init = start[need].copy()
-            cond = self._fit_many(n[need], aux[need], init, mu)
+            cond = self._fit_many(n[need], aux[need], start[need], mu)
             q[need] = np.maximum(2.0 * (cond.nll - free.nll[need]), 0.0)
-        return q
+            pars[need] = cond.pars
+        return q, pars
 
     def _nearest(self, mu: float, key: str) -> np.ndarray | None:
+        """Start values for the toys' fits at ``mu``: the fits of the two nearest evaluated ``mu``
+        extrapolated linearly (fits at nearby mu differ smoothly), or the nearest one's."""
         if not self._cache:
             return None
-        m = min(self._cache, key=lambda x: abs(x - mu))
-        return self._cache[m][key]
+        near = sorted(self._cache, key=lambda x: abs(x - mu))[:2]
+        p1 = self._cache[near[0]][key]
+        if len(near) < 2:
+            return p1.copy()
+        p2 = self._cache[near[1]][key]
+        t = (mu - near[0]) / (near[1] - near[0])
+        lo, hi = self.fast.bounds[:, 0], self.fast.bounds[:, 1]
+        return np.clip(p1 + t * (p2 - p1), lo, hi)
 
     def evaluate(self, mu: float) -> dict:
         """Toy CLs at ``mu``: ``{"observed": CLs, "expected": [5 CLs, band n = 2 .. -2], "q_obs": ...}``."""
@@ -407,15 +417,16 @@ class ToyLimits:
         warm = self._nearest(mu, "free_sb")
         start = np.broadcast_to(gen, n_sb.shape[:1] + gen.shape).copy() if warm is None else warm.copy()
         free_sb = self._fit_many(n_sb, aux_sb, start)
-        start_sb = free_sb.pars.copy()
+        warm_c = self._nearest(mu, "cond_sb")
+        start_sb = free_sb.pars.copy() if warm_c is None else warm_c
         start_sb[:, self.poi] = mu
-        q_sb = self._q_tilde(n_sb, aux_sb, free_sb, mu, start_sb)
+        q_sb, cond_sb = self._q_tilde(n_sb, aux_sb, free_sb, mu, start_sb)
         start_b = self.free_b.pars.copy()
         warm_b = self._nearest(mu, "cond_b")
         if warm_b is not None:
             start_b = warm_b.copy()
         start_b[:, self.poi] = mu
-        q_b = self._q_tilde(self.n_b, self.aux_b, self.free_b, mu, start_b)
+        q_b, cond_b = self._q_tilde(self.n_b, self.aux_b, self.free_b, mu, start_b)
         qs_sb, qs_b = np.sort(q_sb), np.sort(q_b)
         N = float(self.n_toys)
 
@@ -432,7 +443,8 @@ class ToyLimits:
             "expected": [float(x) for x in expected],
             "q_obs": q_obs,
             "free_sb": free_sb.pars,
-            "cond_b": start_b,
+            "cond_b": cond_b,
+            "cond_sb": cond_sb,
         }
         self._cache[mu] = out
         return out
