@@ -105,3 +105,6 @@ def ggf_hh_xsec_13tev(kappa_lambda):
 
 
 assert math.isclose(ggf_hh_xsec_13tev(1.0), GGF_HH_XSEC_SM_13TEV, rel_tol=1e-3)
+
+# every upper-case name and the two formulas: generated, so it cannot drift from the definitions
+__all__ = [name for name in dict(globals()) if name.isupper()] + ["ggf_hh_xsec_13tev", "jet_resolution"]

@@ -10,6 +10,11 @@ from dataclasses import dataclass
 
 import hist
 
+__all__ = [
+    "JET_MULTIPLICITY_BINS", "MASS_PLANE_BINS", "NOMINAL", "OBSERVABLES", "Observable", "REGIONS",
+    "book", "category_axes",
+]
+
 #: regions filled by the HH processor, in cutflow order. The ``resonant_*`` regions add the
 #: resonant pT cuts (PHYSICS.md "Cut-based selection").
 REGIONS = (
@@ -21,6 +26,8 @@ REGIONS = (
     "resonant_signal",
     "resonant_control",
 )
+
+
 NOMINAL = "nominal"
 JET_MULTIPLICITY_BINS = ("4", "5", "6+")
 

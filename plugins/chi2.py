@@ -26,6 +26,9 @@ from hhcoffea.pairing import (
     unknown_options_error,
 )
 
+__all__ = ["Chi2Pairer"]
+
+
 
 @functools.cache
 def _jet_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,9 @@ from hhcoffea.pairing import (
     select_pairing,
 )
 
+__all__ = ["DeltaRMinDhhPairer"]
+
+
 
 def _in_window(dr, inv_m4j, window):
     """a/m4j + b < dR < c/m4j + d with window = (a, b, c, d)."""

@@ -20,6 +20,9 @@ from hhcoffea.pairing import (
     select_pairing,
 )
 
+__all__ = ["MassAgnosticPairer"]
+
+
 
 class MassAgnosticPairer(Pairer):
     """min D = |m(b1,b2) - k m(b3,b4)| / sqrt(1+k²), k = 125/120 (PHYSICS.md "Pairings").

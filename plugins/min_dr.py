@@ -22,6 +22,9 @@ from hhcoffea.pairing import (
     select_pairing,
 )
 
+__all__ = ["MinDeltaRPairer"]
+
+
 
 class MinDeltaRPairer(Pairer):
     """min-ΔR of the higher-pT pair, on the four highest-pT b-tagged jets (PHYSICS.md "Pairings").

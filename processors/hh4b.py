@@ -24,6 +24,9 @@ from hhcoffea.columnar.selection import (
 )
 from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
 
+__all__ = ["CUTFLOW_STEPS", "HH4bProcessor", "SIGNAL_PROCESSES"]
+
+
 #: cutflow steps per analysis, in order (PHYSICS.md "Cut-based selection")
 CUTFLOW_STEPS = {
     "nonresonant": ("all", "finite_kinematics", "four_tag", "paired", "delta_eta_hh", "top_veto", "signal_region"),

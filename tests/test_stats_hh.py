@@ -19,7 +19,7 @@ from scipy.integrate import quad
 from scipy.special import ndtri
 
 from hhcoffea import constants
-from hhcoffea.stats import analysis, cli, config, kappa, limits, morphing, workspace
+from hhcoffea.stats import analysis, config, kappa, limits, morphing, workspace
 from hhcoffea.stats.likelihood import FastModel
 
 L0 = 139.0

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["delta_phi", "delta_r", "from_cartesian", "invariant_mass", "to_cartesian"]
+
+
 
 def delta_phi(phi1, phi2):
     """phi1 - phi2 wrapped into [-pi, pi]."""

@@ -12,6 +12,16 @@ from .. import constants as c
 from .kinematics import from_cartesian, invariant_mass, to_cartesian
 from .jets import gather
 
+__all__ = [
+    "four_tag",
+    "four_tag_flat",
+    "good_jets",
+    "higgs_candidates",
+    "min_x_wt",
+    "resonant_pt_cuts",
+    "x_hh",
+]
+
 
 def good_jets(jets: ak.Array, pt_min: float = c.FOUR_TAG_PT_MIN, eta_max: float = c.FOUR_TAG_ETA_MAX):
     """Jets with pT > 40 and |eta| < 2.5: the ones the four-tag cut, pairing and top veto use."""
@@ -144,14 +154,3 @@ def higgs_candidates(jets: ak.Array, higgs_jet_indices: np.ndarray) -> dict:
         "m_hh": m_hh,
         "pt_hh": pt_hh,
     }
-
-
-__all__ = [
-    "four_tag",
-    "four_tag_flat",
-    "good_jets",
-    "higgs_candidates",
-    "min_x_wt",
-    "resonant_pt_cuts",
-    "x_hh",
-]

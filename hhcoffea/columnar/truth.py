@@ -15,6 +15,9 @@ from .. import constants as c
 from .kinematics import delta_r
 from .jets import gather
 
+__all__ = ["correct_higgs_count", "match_quarks"]
+
+
 
 def _regular(array: ak.Array, width: int, fill):
     return ak.to_numpy(ak.fill_none(ak.pad_none(array, width, axis=1, clip=True), fill))

@@ -14,7 +14,7 @@ Modules:
 * :mod:`~hhcoffea.stats.plots` -- Brazil band and kappa_lambda scan plots;
 * :mod:`~hhcoffea.stats.config` -- the job's ``statistics:`` section and the data hypotheses;
 * :mod:`~hhcoffea.stats.analysis` -- :func:`run_statistics`: every analysis, its files and summary;
-* :mod:`~hhcoffea.stats.cli` -- ``hhcoffea limits`` (argument parsing only).
+* ``hhcoffea limits`` is :mod:`hhcoffea.cli.limits`.
 """
 
 __all__: list[str] = []  # the modules above are the API; nothing is imported eagerly

@@ -12,6 +12,12 @@ import numpy as np
 
 from ..histograms import JET_MULTIPLICITY_BINS, NOMINAL
 
+__all__ = [
+    "MULTIPLICITY_AXES", "cutflow_markdown", "cutflow_table", "load_histogram",
+    "pairing_efficiency", "pairing_markdown", "write_histograms", "write_outputs", "write_root",
+]
+
+
 # --- histograms ---------------------------------------------------------------------------------
 
 

@@ -18,6 +18,12 @@ from ..events import FileInfo, InputError, inspect_file
 from .job import Job, JobError
 from ..pairing import get_pairer
 
+__all__ = [
+    "Fileset", "RunResult", "build_fileset", "ensure_samples", "executor_for", "in_job_order",
+    "make_processor", "normalise", "run_job", "sample_seed",
+]
+
+
 
 @dataclass
 class Fileset:
