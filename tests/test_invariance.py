@@ -32,7 +32,7 @@ def _job(directory, data, chunksize, executor="iterative", workers=1) -> dict:
             for name, n in N_EVENTS.items()
         },
         "pairers": {"min_dr": {}, "chi2": {}},
-        "histograms": {"m_hh": {"bins": [20, 200, 1200], "systematics": ["jes"]}},
+        "histograms": {"m_hh": {"bins": {"n": 20, "lo": 200.0, "hi": 1200.0}, "systematics": ["jes"]}},
         "systematics": {"jes": {"type": "jet_energy_scale", "size": 0.05}},
         "executor": {"name": executor, "workers": workers, "chunksize": chunksize},
     }

@@ -34,7 +34,7 @@ def run(tmp_path_factory):
         "luminosity": 1.0,
         "samples": {"directory": "data", "seed": 11, "generate": samples},
         "pairers": {"min_dr": {}},
-        "histograms": {"m_hh": {"bins": [250, 300, 350, 400, 450, 500, 600, 700, 900, 1200]}},
+        "histograms": {"m_hh": {"bins": {"edges": [250, 300, 350, 400, 450, 500, 600, 700, 900, 1200]}}},
         "executor": {"name": "iterative", "chunksize": 60000},
     }
     (directory / "job.yaml").write_text(yaml.safe_dump(job))

@@ -31,7 +31,7 @@ JOB = {
         },
     },
     "pairers": {"min_dr": {}, "dhh": {}},
-    "histograms": {"m_hh": {"bins": [30, 200, 1400], "systematics": ["jes"]}},
+    "histograms": {"m_hh": {"bins": {"n": 30, "lo": 200.0, "hi": 1400.0}, "systematics": ["jes"]}},
     "systematics": {"jes": {"type": "jet_energy_scale", "size": 0.03}},
     # every sample spans several chunks (coffea splits a file into round(n / chunksize) chunks)
     "executor": {"name": "iterative", "workers": 2, "chunksize": 2500},

@@ -1,4 +1,4 @@
-"""The ``hhcoffea`` command: run, generate, plugins, inspect, limits.
+"""The ``hhcoffea`` command: run, check, generate, plugins, inspect, limits.
 
 One module per subcommand, each thin over library functions. Building the parser imports only
 these modules (argparse, no numpy, coffea or pyhf); a subcommand's libraries load when it runs.
@@ -15,6 +15,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "console", "main"]
 #: subcommand -> (module under hhcoffea.cli, help)
 SUBCOMMANDS = {
     "run": ("run", "run a job file with coffea's Runner"),
+    "check": ("check", "validate a job file without running it"),
     "generate": ("generate", "write emulated NanoAOD-like samples"),
     "plugins": ("plugins", "list registered pairers and scorers"),
     "inspect": ("inspect", "check input files: layout, tree, events"),
@@ -50,7 +51,8 @@ def main(argv=None) -> int:
         from ..stats.workspace import MissingInputError
 
         if isinstance(err, (ValueError, PluginNotFoundError, MissingInputError)):
-            print(f"hhcoffea {args.command}: error: {err}", file=sys.stderr)
+            for line in str(err).splitlines() or [type(err).__name__]:  # one line per problem
+                print(f"hhcoffea {args.command}: error: {line}", file=sys.stderr)
             return 2
         raise
 

@@ -13,7 +13,7 @@ __all__ = ["add_arguments", "main"]
 def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("job", help="job YAML file")
     run.add_argument("--quick", action="store_true", help="quick test: only the job's quick_chunks chunks per dataset")
-    run.add_argument("--executor", choices=("iterative", "futures", "dask"), help="override the job's executor")
+    run.add_argument("--executor", choices=("iterative", "futures", "dask", "dask-awkward"), help="override the job's executor")
     run.add_argument("--workers", type=int, help="override the number of workers")
     run.add_argument("--output", help="override the output folder")
     run.add_argument("--no-plots", action="store_true")

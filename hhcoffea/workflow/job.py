@@ -1,19 +1,9 @@
 """Job files: YAML describing samples, datasets, pairers, histograms, systematics, executor.
 
-A job file (see ``jobs/demo.yaml``) has these keys; everything but ``datasets`` or ``samples``
-is optional:
-
-``name``, ``output`` (folder, relative to the job file's folder), ``luminosity`` (fb^-1),
-``samples`` (``directory``, ``seed``, ``generate: {name: {process, n_events, m_x, kappa_lambda,
-working_point}}``: made with ``hhcoffea generate`` when missing), ``datasets`` (``{name: {files:
-[...], metadata: {process, xsec_fb, n_generated, ...}}}``), ``pairers`` (``{label: {plugin: name,
-options: {...}}}``; ``plugin`` defaults to the label), ``histograms`` (``{name: {bins: [n, lo, hi]
-or edges, systematics: [variation, ...]}}``), ``systematics`` (``{name: {type:
-jet_energy_scale, size: 0.02}}``), ``selection`` (``jet_pt_min``, ``jet_eta_max``),
-``executor`` (``name: iterative|futures|dask``, ``workers``, ``chunksize``, ``address`` of a dask
-scheduler, ``checkpoint`` folder to resume from), ``quick_chunks`` (chunks per dataset in quick-test
-mode), ``on_bad_file`` (``skip`` or ``fail``), ``normalise`` (``generated``: weights divide by
-the dataset's ``n_generated``; ``processed``: by the events the run read), ``statistics`` (read by ``hhcoffea limits``).
+Every key, its type, default and meaning is defined once, in :mod:`.schema` (one pydantic model
+per section); :func:`load_job` validates a file against it before anything runs, and the README's
+table is rendered from it (``hhcoffea check --schema``). ``DEFAULTS`` lists the sections and
+their defaults (a test keeps it equal to the schema).
 """
 
 from __future__ import annotations
@@ -25,7 +15,7 @@ from typing import Any
 
 import yaml
 
-EXECUTORS = ("iterative", "futures", "dask")
+EXECUTORS = ("iterative", "futures", "dask", "dask-awkward")
 DEFAULTS: dict[str, Any] = {
     "name": "job",
     "output": "output",
@@ -36,11 +26,13 @@ DEFAULTS: dict[str, Any] = {
     "histograms": {},
     "systematics": {},
     "selection": {},
-    "executor": {"name": "iterative", "workers": 2, "chunksize": 100_000, "address": None, "checkpoint": None},
+    "executor": {"name": "iterative", "workers": 2, "chunksize": 100_000, "address": None, "cluster": None,
+                 "checkpoint": None},
     "quick_chunks": 2,
     "on_bad_file": "skip",
     "normalise": "generated",
     "statistics": None,
+    "export": None,  # hhcoffea export: {spanet: {...}} (hhcoffea.workflow.spanet_export)
 }
 
 
@@ -67,7 +59,8 @@ class Job:
         return self.resolve(self.config["output"])
 
 
-def load_job(path: str | Path, overrides: dict | None = None) -> Job:
+def read_job_file(path: str | Path) -> tuple[str, dict]:
+    """The job file's text and its YAML mapping, or a one-line :class:`JobError`."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -79,25 +72,32 @@ def load_job(path: str | Path, overrides: dict | None = None) -> Job:
         raise JobError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise JobError(f"{path}: a job file is a mapping of keys, got {type(raw).__name__}")
-    unknown = set(raw) - set(DEFAULTS)
-    if unknown:
-        raise JobError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    config = copy.deepcopy(DEFAULTS)
-    for key, value in [*raw.items(), *(overrides or {}).items()]:
-        if key == "executor":  # merged, so a job or an override may set only some of its keys
-            config["executor"].update(value or {})
+    return text, raw
+
+
+def merge_overrides(raw: dict, overrides: dict | None) -> dict:
+    """``raw`` with command-line overrides; ``executor`` is merged key by key."""
+    merged = copy.deepcopy(raw)
+    for key, value in (overrides or {}).items():
+        if key == "executor" and isinstance(merged.get("executor"), dict):
+            merged["executor"] = {**merged["executor"], **(value or {})}
         else:
-            config[key] = value
-    name = config["executor"]["name"]
-    if name not in EXECUTORS:
-        raise JobError(f"{path}: executor.name must be one of {EXECUTORS}, got {name!r}")
-    if not config["datasets"] and not config["samples"]:
-        raise JobError(f"{path}: no 'datasets' and no 'samples': nothing to run on")
-    if config["normalise"] not in ("generated", "processed"):
-        raise JobError(f"{path}: normalise must be 'generated' or 'processed', got {config['normalise']!r}")
-    if config["on_bad_file"] not in ("skip", "fail"):
-        raise JobError(f"{path}: on_bad_file must be 'skip' or 'fail', got {config['on_bad_file']!r}")
-    pairers = config["pairers"]
-    if isinstance(pairers, list):
-        config["pairers"] = {p: {} for p in pairers}
-    return Job(path=path, text=text, config=config)
+            merged[key] = value
+    return merged
+
+
+def load_job(path: str | Path, overrides: dict | None = None, *, plugins: bool = True) -> Job:
+    """Read and validate a job file (:mod:`.schema`) before anything runs.
+
+    Raises :class:`JobError` with one line per problem, each ``path: key.path: got ...; expected ...``.
+    ``plugins``: also construct every pairer with its options.
+    """
+    from .schema import JobSchemaError, normalised_config, validate_job
+
+    path = Path(path)
+    text, raw = read_job_file(path)
+    try:
+        model = validate_job(merge_overrides(raw, overrides), plugins=plugins)
+    except JobSchemaError as err:
+        raise JobError("\n".join(f"{path}: {line}" for line in err.lines)) from None
+    return Job(path=path, text=text, config=normalised_config(model))

@@ -18,12 +18,6 @@ from ..events import FileInfo, InputError, inspect_file
 from .job import Job, JobError
 from ..pairing import get_pairer
 
-__all__ = [
-    "Fileset", "RunResult", "build_fileset", "ensure_samples", "executor_for", "in_job_order",
-    "make_processor", "normalise", "run_job", "sample_seed",
-]
-
-
 
 @dataclass
 class Fileset:
@@ -53,7 +47,7 @@ def ensure_samples(job: Job, console=None) -> dict:
     for name, sample in (spec.get("generate") or {}).items():
         path = directory / f"{name}.root"
         sidecar = Path(str(path) + ".json")
-        options = {k: v for k, v in sample.items() if k not in ("process", "n_events")}
+        options = {k: v for k, v in sample.items() if k not in ("process", "n_events") and v is not None}
         seed = sample_seed(spec.get("seed", 0), name)
         # the sidecar records how a file was made; any difference means make it again
         expected = {"process": sample["process"], "n_generated": int(sample["n_events"]), "seed": seed, **options}
@@ -101,30 +95,17 @@ def build_fileset(job: Job, datasets: dict) -> Fileset:
 
 
 def make_processor(job: Job):
+    """The HH processor of a validated job (pairers constructed with their options)."""
     from hhcoffea.processors.hh4b import HH4bProcessor, JetScaleVariation
 
     cfg = job.config
-    pairers = {}
-    for label, spec in cfg["pairers"].items():
-        spec = spec or {}
-        pairers[label] = get_pairer(spec.get("plugin", label), **(spec.get("options") or {}))
-    systematics = []
-    for name, spec in (cfg["systematics"] or {}).items():
-        kind = spec.get("type", "jet_energy_scale")
-        if kind != "jet_energy_scale":
-            raise JobError(f"{job.path}: systematic {name!r} has unknown type {kind!r} (known: jet_energy_scale)")
-        systematics.append(JetScaleVariation(name, float(spec["size"])))
-    known = {s.name for s in systematics}
-    binning, hist_systs = {}, {}
-    for hname, spec in (cfg["histograms"] or {}).items():
-        if "bins" in spec:
-            binning[hname] = spec["bins"]
-        for s in spec.get("systematics", []):
-            if s not in known:
-                raise JobError(f"{job.path}: histogram {hname!r} asks for systematic {s!r}, not defined under 'systematics'")
-        hist_systs[hname] = list(spec.get("systematics", []))
+    pairers = {label: get_pairer((spec or {}).get("plugin") or label, **((spec or {}).get("options") or {}))
+               for label, spec in cfg["pairers"].items()}
+    systematics = [JetScaleVariation(name, float(spec["size"])) for name, spec in (cfg["systematics"] or {}).items()]
+    binning = {name: spec["bins"] for name, spec in (cfg["histograms"] or {}).items() if spec.get("bins") is not None}
+    hist_systs = {name: list(spec.get("systematics") or []) for name, spec in (cfg["histograms"] or {}).items()}
     sel = cfg.get("selection") or {}
-    kwargs = {k: float(sel[k]) for k in ("jet_pt_min", "jet_eta_max") if k in sel}
+    kwargs = {k: float(sel[k]) for k in ("jet_pt_min", "jet_eta_max") if sel.get(k) is not None}
     return HH4bProcessor(
         pairers=pairers,
         luminosity=float(cfg["luminosity"]),
