@@ -4,6 +4,7 @@ background-only data (real pyhf models throughout)."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import numpy as np
@@ -263,3 +264,24 @@ def test_low_count_warning_with_asymptotic_calculator():
     assert analysis.low_count_warning(chans, "toys") is None
     big = workspace.Channels({"SR": [workspace.Sample("bkg", t.scaled(10.0), workspace.SampleSystematics())]}, 0.02)
     assert analysis.low_count_warning(big, "asymptotic") is None
+
+
+def test_job_with_toy_calculator_and_low_count_warning(tmp_path):
+    histos, meta = make_input()
+    cfg = base_config(
+        nonresonant=None, resonant=["X_800"], luminosity=[300.0], calculator="toys", n_toys=400, seed=4
+    )
+    summary = analysis.run_statistics(cfg, histos, meta, tmp_path / "toys")
+    res = json.loads((tmp_path / "toys" / "statistics" / "lumi_300" / "limits_resonant.json").read_text())
+    assert (res["calculator"], res["n_toys"], res["seed"]) == ("toys", 400, 4)
+    assert res["warnings"] == [] and res["converged"]
+    asym = analysis.run_statistics(base_config(nonresonant=None, resonant=["X_800"], luminosity=[300.0]), histos, meta, tmp_path / "asym")
+    t = summary["luminosities"]["300"]["resonant"]["xsec_limits_fb"]["800"]["expected"]
+    a = asym["luminosities"]["300"]["resonant"]["xsec_limits_fb"]["800"]["expected"]
+    assert t == pytest.approx(a, rel=0.15)
+    assert "CLs toys (400 per hypothesis, seed 4)" in analysis.format_summary(summary)
+    # at 0.3 fb-1 the high-m_hh bins expect fewer than 5 background events: warned
+    low = analysis.run_statistics(base_config(nonresonant=None, resonant=["X_800"], luminosity=[0.3]), histos, meta, tmp_path / "low")
+    warnings = low["luminosities"]["0.3"]["resonant"]["warnings"]
+    assert len(warnings) == 1 and "fewer than 5 expected background events" in warnings[0]
+    assert "warning (0.3 fb-1): asymptotic CLs with fewer than 5" in analysis.format_summary(low)
