@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import awkward as ak
-import numba
 import numpy as np
 
 from .. import constants as c
@@ -38,27 +37,17 @@ def four_tag_flat(offsets, pt, eta, btag, pt_min: float = c.FOUR_TAG_PT_MIN,
                   pt_scale: float = 1.0) -> np.ndarray:
     """The four-tag cut on flat jet columns (``offsets`` ``(n+1,)``, ``btag`` bool).
 
-    It runs on every event, so it is one compiled pass with no temporaries; the jagged jets then
-    need building only for the few events that pass. ``pt_scale`` applies a jet-energy-scale
-    variation without copying the pT column.
+    It runs on every event, so the jagged jets then need building only for the few events that
+    pass. Plain numpy (a cumulative count of tagged jets read at the event offsets): a numba
+    kernel cost every worker process about 3 s of numba start-up for a ~5 ms pass per 100k events.
+    ``pt_scale`` applies a jet-energy-scale variation without copying the pT column.
     """
-    return _four_tag_kernel(
-        np.asarray(offsets, dtype=np.int64), np.asarray(pt), np.asarray(eta), np.asarray(btag, dtype=np.bool_),
-        float(pt_min), float(eta_max), int(n_required), float(pt_scale),
-    )
-
-
-@numba.njit(cache=True, nogil=True)
-def _four_tag_kernel(offsets, pt, eta, btag, pt_min, eta_max, n_required, pt_scale):
-    n = len(offsets) - 1
-    passed = np.zeros(n, dtype=np.bool_)
-    for event in range(n):
-        count = 0
-        for j in range(offsets[event], offsets[event + 1]):
-            if btag[j] and pt[j] * pt_scale > pt_min and abs(eta[j]) < eta_max:
-                count += 1
-        passed[event] = count >= n_required
-    return passed
+    offsets = np.asarray(offsets, dtype=np.int64)
+    with np.errstate(invalid="ignore"):  # NaN kinematics fail the cut
+        tagged = np.asarray(btag, dtype=np.bool_) & (np.asarray(pt) * pt_scale > pt_min) & (np.abs(np.asarray(eta)) < eta_max)
+    count = np.zeros(len(tagged) + 1, dtype=np.int64)
+    np.cumsum(tagged, out=count[1:])
+    return (count[offsets[1:]] - count[offsets[:-1]]) >= n_required
 
 
 def x_hh(m_h1, m_h2):
