@@ -6,13 +6,15 @@ Systematic variations are opt-in per histogram (job file ``histograms: {name: {s
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 
 import hist
 
 __all__ = [
     "JET_MULTIPLICITY_BINS", "MASS_PLANE_BINS", "NOMINAL", "OBSERVABLES", "Observable", "REGIONS",
-    "book", "category_axes",
+    "HISTOGRAM_FOLDER", "book", "category_axes", "load_histogram", "load_histograms", "save_histograms",
 ]
 
 #: regions filled by the HH processor, in cutflow order. The ``resonant_*`` regions add the
@@ -66,27 +68,30 @@ def _axis(name: str, label: str, bins) -> hist.axis.AxesMixin:
     return hist.axis.Variable([float(b) for b in bins], name=name, label=label)
 
 
-def category_axes(datasets=(), pairers=(), systematics=(NOMINAL,)):
+def category_axes(datasets=(), pairers=(), systematics=(NOMINAL,), regions=REGIONS):
     """The category axes; growing, and seeded with the categories a chunk fills, so that a
-    chunk (or a whole dataset) where nothing passes still has its bins."""
+    chunk (or a whole dataset) where nothing passes still has its bins. ``regions``: the
+    processor's, plus the job's score-based selections (hhcoffea.scoring.selections)."""
     return (
         hist.axis.StrCategory(list(datasets), name="dataset", label="Dataset", growth=True),
-        hist.axis.StrCategory(list(REGIONS), name="region", label="Region"),
+        hist.axis.StrCategory(list(regions), name="region", label="Region"),
         hist.axis.StrCategory(list(pairers), name="pairer", label="Pairer", growth=True),
         hist.axis.StrCategory(list(systematics), name="systematic", label="Systematic", growth=True),
     )
 
 
-def book(binning: dict | None = None, datasets=(), pairers=(), systematics: dict | None = None) -> dict[str, hist.Hist]:
+def book(binning: dict | None = None, datasets=(), pairers=(), systematics: dict | None = None,
+         regions=REGIONS) -> dict[str, hist.Hist]:
     """Empty histograms: every observable, the (m_h1, m_h2) plane and the truth-pairing counts.
 
-    ``systematics``: histogram name -> variation names it is filled for (besides nominal).
+    ``systematics``: histogram name -> variation names it is filled for (besides nominal);
+    ``regions``: the region axis' categories.
     """
     binning = binning or {}
     systematics = systematics or {}
 
     def axes(name):
-        return category_axes(datasets, pairers, (NOMINAL, *systematics.get(name, ())))
+        return category_axes(datasets, pairers, (NOMINAL, *systematics.get(name, ())), regions)
 
     out = {}
     for name, obs in OBSERVABLES.items():
@@ -109,3 +114,38 @@ def book(binning: dict | None = None, datasets=(), pairers=(), systematics: dict
         storage=hist.storage.Double(),
     )
     return out
+
+
+# --- on disk: one pickle per histogram (read one at a time) -----------------------------------
+HISTOGRAM_FOLDER = "hists"
+
+
+def save_histograms(histograms: dict, outdir: str | Path) -> Path:
+    """``<outdir>/hists/<name>.pkl`` for every histogram; returns the folder."""
+    folder = Path(outdir) / HISTOGRAM_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.pkl"):  # a rerun with fewer histograms leaves none of the old ones
+        if stale.stem not in histograms:
+            stale.unlink()
+    for name, h in histograms.items():
+        (folder / f"{name}.pkl").write_bytes(pickle.dumps(h, protocol=pickle.HIGHEST_PROTOCOL))
+    return folder
+
+
+def load_histogram(outdir: str | Path, name: str):
+    """One histogram of a run's output folder, without loading the others."""
+    folder = Path(outdir) / HISTOGRAM_FOLDER
+    path = folder / f"{name}.pkl"
+    if not path.exists():
+        available = sorted(p.stem for p in folder.glob("*.pkl"))
+        raise FileNotFoundError(f"{path}: no histogram {name!r} in this output; available: {available}")
+    return pickle.loads(path.read_bytes())
+
+
+def load_histograms(outdir: str | Path, names=None) -> dict:
+    """``{name: hist.Hist}`` of a run's output folder (all, or only ``names``)."""
+    folder = Path(outdir) / HISTOGRAM_FOLDER
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no histograms here (run the job first)")
+    names = sorted(p.stem for p in folder.glob("*.pkl")) if names is None else list(names)
+    return {name: load_histogram(outdir, name) for name in names}

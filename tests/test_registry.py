@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import hhcoffea.registry as registry
+from hhcoffea.histograms import load_histograms
 from hhcoffea.pairing import get_pairer
 
 EXAMPLE_PACKAGE = Path(__file__).parent / "thirdparty" / "hhcoffea-example-pairer"
@@ -250,7 +251,6 @@ def test_entry_points_read_once(fresh_registry, monkeypatch):
 
 def test_job_runs_with_third_party_pairer(example_pairer_site, tmp_path):
     """The installed package's pairer is used by name in a job, on futures workers too."""
-    import pickle
 
     import yaml
     from layouts import toy_events, write_nanoaod
@@ -270,8 +270,7 @@ def test_job_runs_with_third_party_pairer(example_pairer_site, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hhcoffea.cli", "run", str(tmp_path / "job.yaml"), "--no-progress", "--no-plots"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(tmp_path / "out" / "histograms.pkl", "rb") as f:
-        hists = pickle.load(f)
+    hists = load_histograms(tmp_path / "out")
     # m_hh is the same for every pairing of the same four jets; h1's mass is not
     h = hists["h1_mass"][{"dataset": "toy", "region": "four_tag", "systematic": "nominal"}]
     assert set(h.axes["pairer"]) == {"leading_pairs", "min_dr"}

@@ -152,7 +152,8 @@ def test_cli_quick_run_writes_outputs_and_provenance(tmp_path, sample_dir):
     assert "events/s" in proc.stdout and "files skipped: 1" in proc.stdout
     assert "broken.root: not a readable ROOT file" in proc.stdout
     out = tmp_path / "out"
-    for name in ("histograms.pkl", "histograms.root", "cutflow.json", "cutflow.md", "pairing_efficiency.md",
+    assert not (out / "histograms.pkl").exists()  # one serialisation: hists/<name>.pkl
+    for name in ("hists/m_hh.pkl", "hists/pairing_truth.pkl", "histograms.root", "cutflow.json", "cutflow.md", "pairing_efficiency.md",
                  "metadata.json", "provenance/job.yaml", "provenance/versions.json", "provenance/git.json",
                  "provenance/inputs.json", "plots/m_hh_signal_min_dr_MV2c10_70.png"):
         assert (out / name).exists(), name

@@ -82,7 +82,7 @@ for _k in (1.0, 5.0, 10.0, 3.0):
 
 
 def make_input(seed: int = 1, with_data: bool = False):
-    """histograms.pkl-like dict and metadata.json-like dict (layout of the processor's output)."""
+    """Histograms and a metadata.json-like dict (layout of the processor's output)."""
     rng = np.random.default_rng(seed)
     h = hist.Hist(
         hist.axis.StrCategory([], name="dataset", growth=True),
@@ -487,18 +487,19 @@ def test_observed_dataset_is_used_and_labelled(tmp_path):
 
 
 def test_job_entry_point_and_per_analysis_backgrounds(synthetic, tmp_path):
-    import pickle
     from types import SimpleNamespace
 
     histos, meta = synthetic
-    (tmp_path / "histograms.pkl").write_bytes(pickle.dumps(histos))
+    from hhcoffea.histograms import save_histograms
+
+    save_histograms(histos, tmp_path)
     (tmp_path / "metadata.json").write_text(json.dumps(meta))
     cfg = base_config(resonant={"datasets": ["X_500"], "backgrounds": ["qcd"]}, nonresonant=None, luminosity=[139.0])
     summary = analysis.run_statistics_for_job(SimpleNamespace(config={"statistics": cfg}, output=tmp_path))
     bkg = json.loads((tmp_path / "statistics" / "lumi_139" / "resonant_bkgonly.json").read_text())
     assert [s["name"] for s in bkg["channels"][0]["samples"]] == ["qcd"]
     assert "139 fb-1 resonant" in analysis.format_summary(summary)
-    with pytest.raises(workspace.MissingInputError, match="histograms.pkl"):
+    with pytest.raises(workspace.MissingInputError, match="hists"):
         analysis.run_statistics_for_job(SimpleNamespace(config={"statistics": cfg}, output=tmp_path / "nowhere"))
 
 

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``hhcoffea limits JOB.yaml [--output DIR] [--luminosity L ...]``."""
     parser.add_argument("job", type=pathlib.Path, help="job YAML file (its statistics: section)")
     parser.add_argument(
-        "--output", type=pathlib.Path, default=None, help="folder with histograms.pkl and metadata.json (default: the job's output:)"
+        "--output", type=pathlib.Path, default=None, help="folder with hists/ and metadata.json (default: the job's output:)"
     )
     parser.add_argument(
         "--luminosity", type=float, action="append", default=None, help="fb^-1; repeat for several (overrides the job file)"

@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import pathlib
-import pickle
 import time
 from collections.abc import Mapping
 
@@ -26,6 +25,7 @@ import numpy as np
 import pyhf
 
 from .. import constants
+from ..histograms import HISTOGRAM_FOLDER, load_histograms
 from . import plots
 from .config import SIGNAL, DataHypothesis, StatisticsConfig
 from .kappa import equivalent_luminosity, kappa_cls_scan, kappa_profile_scan
@@ -393,7 +393,7 @@ def run_statistics(config: dict, histograms: dict, metadata: dict, output_dir: p
 
     Args:
         config: the job's ``statistics:`` section.
-        histograms: ``{name: hist.Hist}`` from the processor (``histograms.pkl``).
+        histograms: ``{name: hist.Hist}`` from the processor (the output folder's ``hists/``).
         metadata: ``metadata.json`` (luminosity and per-dataset information).
         output_dir: the job's output folder.
     """
@@ -474,14 +474,12 @@ def _equivalent(cfg: StatisticsConfig, inp: AnalysisInputs, histograms, metadata
 
 # ---------------------------------------------------------------------- job entry point and text
 def load_outputs(out: pathlib.Path) -> tuple[dict, dict]:
-    """``histograms.pkl`` and ``metadata.json`` of a job's output folder."""
-    hpath, mpath = out / "histograms.pkl", out / "metadata.json"
+    """The histograms (``hists/``) and ``metadata.json`` of a job's output folder."""
+    hpath, mpath = out / HISTOGRAM_FOLDER, out / "metadata.json"
     for p in (hpath, mpath):
         if not p.exists():
             raise MissingInputError(f"{p} not found (run the processor first)")
-    with open(hpath, "rb") as f:
-        histograms = pickle.load(f)
-    return histograms, json.loads(mpath.read_text())
+    return load_histograms(out), json.loads(mpath.read_text())
 
 
 def run_statistics_for_job(job, console=None) -> dict:

@@ -3,7 +3,7 @@
 All keys are optional unless marked::
 
     statistics:
-      observable: m_hh              # histogram in histograms.pkl; its last axis is the fitted observable
+      observable: m_hh              # histogram in the output's hists/; its last axis is the fitted observable
       regions: [signal]             # one channel per region ("region: signal" also accepted)
       pairer: min_dr
       luminosity: [139, 300, 3000]  # fb^-1; one analysis each; yields scale by L / metadata luminosity

@@ -1,6 +1,6 @@
 """From the processor's hist histograms to HistFactory JSON: workspaces and signal patchsets.
 
-The input is the processor's ``histograms.pkl`` layout: a ``hist.Hist`` with axes ``dataset``,
+The input is the processor's histogram layout: a ``hist.Hist`` with axes ``dataset``,
 ``region``, ``pairer``, ``systematic`` (``"nominal"``, ``"<name>_up"``, ``"<name>_down"``) and the
 observable (``m_hh``), with ``Weight`` storage. :func:`extract_template` cuts one dataset out of it
 as a :class:`Template` (yields, sum of squared weights, up/down variations).

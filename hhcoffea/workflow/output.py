@@ -5,15 +5,14 @@ cutflows and pairing efficiencies (JSON and markdown), plots, provenance and the
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
 
-from ..histograms import JET_MULTIPLICITY_BINS, NOMINAL
+from ..histograms import JET_MULTIPLICITY_BINS, NOMINAL, load_histogram, load_histograms, save_histograms
 
 __all__ = [
-    "MULTIPLICITY_AXES", "cutflow_markdown", "cutflow_table", "load_histogram",
+    "MULTIPLICITY_AXES", "cutflow_markdown", "cutflow_table", "load_histogram", "load_histograms",
     "pairing_efficiency", "pairing_markdown", "write_histograms", "write_outputs", "write_root",
 ]
 
@@ -22,25 +21,10 @@ __all__ = [
 
 
 def write_histograms(histograms: dict, outdir: Path) -> None:
-    """``histograms.pkl`` (all), ``hists/<name>.pkl`` (one at a time) and ``histograms.root``."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    with open(outdir / "histograms.pkl", "wb") as f:
-        pickle.dump(histograms, f)
-    (outdir / "hists").mkdir(exist_ok=True)
-    for name, h in histograms.items():
-        with open(outdir / "hists" / f"{name}.pkl", "wb") as f:
-            pickle.dump(h, f)
+    """``hists/<name>.pkl`` (one pickle per histogram, read one at a time with
+    :func:`load_histogram`) and ``histograms.root`` (every non-empty slice, for ROOT users)."""
+    save_histograms(histograms, outdir)
     write_root(histograms, outdir / "histograms.root")
-
-
-def load_histogram(outdir: str | Path, name: str):
-    """Read one histogram of a run's output folder without loading the others."""
-    path = Path(outdir) / "hists" / f"{name}.pkl"
-    if not path.exists():
-        available = sorted(p.stem for p in (Path(outdir) / "hists").glob("*.pkl"))
-        raise FileNotFoundError(f"{path}: no histogram {name!r} in this output; available: {available}")
-    with open(path, "rb") as f:
-        return pickle.load(f)
 
 
 def write_root(histograms: dict, path: Path) -> int:
@@ -173,7 +157,11 @@ def write_outputs(job, result, plots: bool = True) -> dict:
         "luminosity": float(job.config["luminosity"]),
         "datasets": {name: entry["metadata"] for name, entry in result.fileset.coffea.items()},
         "systematic_nominal": NOMINAL,
+        # score-based selections: region -> pairer, scorer, threshold (statistics can name them)
+        "selections": out.get("selections", {}),
     }
+    if out.get("selections"):
+        (outdir / "selections.json").write_text(json.dumps(out["selections"], indent=2))
     (outdir / "metadata.json").write_text(json.dumps(metadata, indent=2))
     from .provenance import write_provenance
 
