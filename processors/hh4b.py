@@ -23,6 +23,8 @@ from hhcoffea.columnar.selection import (
     x_hh,
 )
 from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
+from hhcoffea.scoring.features import feature_rows, lazy_event_columns
+from hhcoffea.scoring.selections import ScoringPlan
 
 __all__ = ["CUTFLOW_STEPS", "HH4bProcessor", "SIGNAL_PROCESSES"]
 
@@ -49,6 +51,10 @@ class HH4bProcessor(processor.ProcessorABC):
     """
 
     pairers: dict[str, Pairer]
+    # score-based selections (hhcoffea.scoring.selections) and the pairer whose candidates
+    # `hhcoffea export features` collects
+    scoring: ScoringPlan | None = None
+    feature_export: str | None = None
     luminosity: float = c.REFERENCE_LUMINOSITY
     binning: dict = field(default_factory=dict)
     systematics: list[JetScaleVariation] = field(default_factory=list)
@@ -60,6 +66,12 @@ class HH4bProcessor(processor.ProcessorABC):
         for label, pairer in self.pairers.items():
             if pairer.n_higgs != 2:
                 raise ValueError(f"pairer {label!r} builds {pairer.n_higgs} Higgs candidates; HH4bProcessor needs 2")
+
+    @property
+    def _regions(self) -> tuple[str, ...]:
+        from hhcoffea.histograms import REGIONS
+
+        return REGIONS + tuple(self.scoring.regions() if self.scoring is not None else ())
 
     def postprocess(self, accumulator):
         return accumulator
@@ -84,11 +96,16 @@ class HH4bProcessor(processor.ProcessorABC):
         opted_in = {name: [v for v, _ in variations[1:] if name in self._histograms_for(v)]
                     for name in self._histograms_for(NOMINAL)}
         out = {
-            "histograms": book(self.binning, datasets=[dataset], pairers=list(self.pairers), systematics=opted_in),
+            "histograms": book(self.binning, datasets=[dataset], pairers=list(self.pairers), systematics=opted_in,
+                           regions=self._regions),
             "cutflow": {dataset: {}},
             "events_in": {dataset: n_in},
             "excluded": {dataset: {"nonfinite_kinematics": int(n_in - finite.sum())}},
         }
+        if self.scoring is not None:
+            out["histograms"].update(self.scoring.book([dataset], (NOMINAL, *opted_in.get("m_hh", ()))))
+        if self.feature_export is not None:
+            out["features"] = {dataset: []}
 
         pt, eta, btag = model.jet_column("pt"), model.jet_column("eta"), model.jet_column("btag")
         for variation, factor in variations:
@@ -154,6 +171,9 @@ class HH4bProcessor(processor.ProcessorABC):
                 "resonant_signal": res_veto_ok & in_sr,
                 "resonant_control": res_veto_ok & ~in_sr,
             }
+            if self.scoring is not None or self.feature_export == label:
+                regions.update(self._score(out, dataset, label, variation, w, regions, cand, model, tagged, selected,
+                                           indices))
             values = {
                 "m_hh": cand["m_hh"],
                 "pt_hh": cand["pt_hh"],
@@ -199,6 +219,18 @@ class HH4bProcessor(processor.ProcessorABC):
 
             if truth is not None:
                 self._fill_truth(hists, dataset, label, indices, truth)
+
+    def _score(self, out, dataset, label, variation, w, regions, cand, model, tagged, selected, indices) -> dict:
+        """Masks of the score-based selections with a numeric threshold (their scores and m_hh
+        go into ``score``/``m_hh_score``), and this chunk's feature-table rows when exporting."""
+        columns = lazy_event_columns(model, tagged, selected, indices, cand)
+        masks = {}
+        if self.scoring is not None:
+            masks = self.scoring.fill(out["histograms"], dataset=dataset, pairer=label, systematic=variation,
+                                      weight=w, regions=regions, columns=columns, m_hh=cand["m_hh"])
+        if variation == NOMINAL and label == self.feature_export:
+            out["features"][dataset].append(feature_rows(columns(), {**regions, **masks}, w, tagged))
+        return masks
 
     @staticmethod
     def _count(step, mask, weight, finite, w) -> np.ndarray:

@@ -46,6 +46,11 @@ def main(args) -> int:
         console.print(f"[yellow]not processed[/yellow] {name}: {n:,} events (a file failed during the run)")
     for line in normalisation_lines(result):
         console.print(f"[yellow]normalisation[/yellow] {line}")
+    if result.output.get("selections"):
+        from ..scoring.selections import selection_lines
+
+        for line in selection_lines(result.output["selections"]):
+            console.print(f"[bold]selection[/bold] {line}", markup=True, highlight=False)
     console.print(f"outputs: {job.output}")
     if job.config.get("statistics") and not args.no_statistics:
         from ..stats.analysis import run_statistics_for_job

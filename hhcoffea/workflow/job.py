@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "quick_chunks": 2,
     "on_bad_file": "skip",
     "normalise": "generated",
+    "scorers": {},  # label -> {plugin, options} (hhcoffea.scoring)
+    "selections": {},  # name -> {pairer, scorer, threshold, ...} (hhcoffea.scoring.selections)
     "statistics": None,
     "export": None,  # hhcoffea export: {spanet: {...}} (hhcoffea.workflow.spanet_export)
 }

@@ -106,8 +106,15 @@ def make_processor(job: Job):
     hist_systs = {name: list(spec.get("systematics") or []) for name, spec in (cfg["histograms"] or {}).items()}
     sel = cfg.get("selection") or {}
     kwargs = {k: float(sel[k]) for k in ("jet_pt_min", "jet_eta_max") if sel.get(k) is not None}
+    from ..scoring.selections import build_scoring
+
+    try:
+        scoring = build_scoring(cfg.get("scorers"), cfg.get("selections"), pairers, binning.get("m_hh"), str(job.path))
+    except (ValueError, TypeError) as err:
+        raise JobError(str(err)) from None
     return HH4bProcessor(
         pairers=pairers,
+        scoring=scoring,
         luminosity=float(cfg["luminosity"]),
         binning=binning,
         systematics=systematics,
@@ -170,12 +177,17 @@ class RunResult:
         return lost
 
 
-def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None) -> RunResult:
-    """Everything ``hhcoffea run`` does except writing: returns the accumulated output."""
+def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None, configure=None) -> RunResult:
+    """Everything ``hhcoffea run`` does except writing: returns the accumulated output.
+
+    ``configure``: called with the processor before the run (``hhcoffea export features`` asks
+    it for the feature table this way)."""
     datasets = dict(ensure_samples(job, console))
     datasets.update(job.config.get("datasets") or {})
     fileset = build_fileset(job, datasets)
     proc = make_processor(job)
+    if configure is not None:
+        configure(proc)
     cfg = job.config["executor"]
     checkpointer = None
     if cfg.get("checkpoint"):
@@ -194,6 +206,11 @@ def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None)
         output = runner(fileset.coffea, proc)
     seconds = time.perf_counter() - start
     output["normalisation"] = normalise(output, fileset, job.config["normalise"])
+    if proc.scoring is not None:  # thresholds from the whole run's S and B (hhcoffea.scoring.selections)
+        from ..scoring.selections import finalise_selections
+
+        metadata = {name: entry["metadata"] for name, entry in fileset.coffea.items()}
+        output["selections"] = finalise_selections(output["histograms"], proc.scoring.selections, metadata)
     output["histograms"] = in_job_order(output["histograms"], {
         "dataset": list(fileset.coffea), "pairer": list(job.config["pairers"]),
     })

@@ -166,6 +166,21 @@ class PluginSection(Section):
     options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the plugin's constructor")
 
 
+class ScoreSelectionSection(Section):
+    """A selection on a scorer's output (hhcoffea.scoring.selections): a region of the histograms."""
+
+    pairer: str = Field(description="label of one of the job's pairers")
+    scorer: str = Field(description="label of one of the job's scorers")
+    threshold: Union[Literal["optimise", "optimize"], Annotated[float, Field(ge=0, le=1)]] = Field(
+        "optimise", description="p_th (events with score > p_th pass), or optimise: maximise S/sqrt(B) after the run")
+    after: str = Field("four_tag", description="processor region the cut applies in")
+    signal: Optional[list[str]] = Field(None, description="datasets of S (default: every signal process)")
+    backgrounds: Optional[list[str]] = Field(None, description="datasets of B (default: every other dataset)")
+    min_background: float = Field(1.0, ge=0, allow_inf_nan=False, description="optimise: least weighted B above p_th")
+    min_background_mc: float = Field(10.0, ge=0, allow_inf_nan=False,
+                                     description="optimise: least effective MC events (sum w)^2/sum w^2 in B above p_th")
+
+
 class MetadataSection(Section):
     """Dataset metadata; events weigh genWeight x xsec_fb x luminosity / n_generated."""
 
@@ -305,6 +320,9 @@ class JobModel(Section):
     on_bad_file: Literal["skip", "fail"] = Field("skip", description="skip (count, report) or fail on an unreadable file")
     normalise: Literal["generated", "processed"] = Field(
         "generated", description="weights divide by n_generated, or by the events this run read")
+    scorers: dict[str, Optional[PluginSection]] = Field(default_factory=dict, description="label -> scorer plugin")
+    selections: dict[str, ScoreSelectionSection] = Field(
+        default_factory=dict, description="name -> score-based selection (a histogram region)")
     statistics: Optional[dict[str, Any]] = Field(None, description="read by `hhcoffea limits` (hhcoffea.stats.config)")
     export: Optional[dict[str, Any]] = Field(None, description="read by `hhcoffea export` (hhcoffea.workflow.spanet_export)")
 
@@ -430,6 +448,11 @@ def _cross_checks(model: JobModel) -> list[str]:
             if s not in model.systematics:
                 errors.append(f"histograms.{name}.systematics: got {s!r}; expected one of the names under "
                               f"'systematics' ({', '.join(model.systematics) or 'none defined'})")
+    for name, sel in model.selections.items():
+        for what, labels in (("pairer", model.pairers), ("scorer", model.scorers)):
+            if getattr(sel, what) not in labels:
+                errors.append(f"selections.{name}.{what}: got {getattr(sel, what)!r}; expected one of the job's "
+                              f"{what}s ({', '.join(labels) or 'none defined'})")
     return errors
 
 
