@@ -285,3 +285,15 @@ def test_job_with_toy_calculator_and_low_count_warning(tmp_path):
     warnings = low["luminosities"]["0.3"]["resonant"]["warnings"]
     assert len(warnings) == 1 and "fewer than 5 expected background events" in warnings[0]
     assert "warning (0.3 fb-1): asymptotic CLs with fewer than 5" in analysis.format_summary(low)
+
+
+def test_unknown_statistics_key_is_named():
+    histos, meta = make_input()
+    with pytest.raises(ValueError, match=r"statistics.calculater: unknown key; did you mean 'calculator'\?"):
+        config.StatisticsConfig(base_config(calculater="toys"), meta)
+    bad = base_config()
+    bad["nonresonant"] = {**bad["nonresonant"], "hypotesis": {"mu": 0}}
+    with pytest.raises(ValueError, match=r"statistics.nonresonant.hypotesis: unknown key; did you mean 'hypothesis'"):
+        config.StatisticsConfig(bad, meta)
+    with pytest.raises(ValueError, match="statistics.calculator must be one of"):
+        config.StatisticsConfig(base_config(calculator="bayes"), meta)

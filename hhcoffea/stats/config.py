@@ -71,6 +71,30 @@ __all__ = ["StatisticsConfig", "DataHypothesis", "SIGNAL"]
 SIGNAL = "signal"
 
 
+_KEYS = {
+    "observable", "regions", "region", "pairer", "luminosity", "sqrt_s", "background_sqrt_s_factor",
+    "backgrounds", "calculator", "n_toys", "seed", "resonant", "nonresonant", "systematics", "data",
+    "equivalent_luminosity",
+}  # fmt: skip
+_SUB_KEYS = {
+    "resonant": {"datasets", "backgrounds", "regions"},
+    "nonresonant": {"basis", "backgrounds", "regions", "kappa_lambda", "hypothesis", "check", "morphing"},
+    "systematics": {"lumi", "staterror", "normsys", "histosys"},
+    "equivalent_luminosity": {"baseline", "luminosity", "methods"},
+}
+
+
+def _check_keys(where: str, section: Mapping, known: set[str]) -> None:
+    """One-line error for an unknown key (a typo would otherwise be ignored silently)."""
+    import difflib
+
+    for key in section:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"
+            raise ValueError(f"{where}.{key}: unknown key{hint}")
+
+
 def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
 
@@ -115,6 +139,12 @@ class StatisticsConfig:
 
     def __init__(self, cfg: Mapping, metadata: Mapping) -> None:
         cfg = dict(cfg or {})
+        _check_keys("statistics", cfg, _KEYS)
+        for name in ("nonresonant", "systematics", "equivalent_luminosity"):
+            if isinstance(cfg.get(name), Mapping):
+                _check_keys(f"statistics.{name}", cfg[name], _SUB_KEYS[name])
+        if isinstance(cfg.get("resonant"), Mapping):
+            _check_keys("statistics.resonant", cfg["resonant"], _SUB_KEYS["resonant"])
         self.observable = cfg.get("observable", "m_hh")
         regions = cfg.get("regions", cfg.get("region", "signal"))
         self.regions = [regions] if isinstance(regions, str) else list(regions)
