@@ -143,7 +143,12 @@ class HH4bProcessor(processor.ProcessorABC):
         hists = out["histograms"]
         truth = self._truth(model, tagged, selected, selected_take) if nominal and model.has_truth else None
 
+        good_jets = selected
         for label, pairer in self.pairers.items():
+            # a pairer may pair all jets >= 20 GeV (``jets = "all"``): from here on ``selected`` is
+            # the jets its indices point into; the top veto's W candidates stay the good jets
+            selected, pairer_take, pairer_starts, in_good = self._jets_for(pairer, variation, good_jets, selected_take,
+                                                                           tagged, model)
             result = self._pair(pairer, selected)
             accepted = result.accepted & (result.higgs_jet_indices >= 0).all(axis=(1, 2))
             indices = np.where(accepted[:, None, None], order_by_scalar_pt(result.higgs_jet_indices, selected), -1)
@@ -155,7 +160,9 @@ class HH4bProcessor(processor.ProcessorABC):
             xwt = np.full(len(w), np.inf)
             need_xwt = accepted & (delta_eta < c.DETA_HH_MAX)
             if need_xwt.any():
-                xwt[need_xwt] = min_x_wt(selected[need_xwt], indices[need_xwt])
+                higgs_jets = {} if in_good is None else {
+                    "higgs_jets": selected[need_xwt], "higgs_positions": self._at_jets(in_good, pairer_starts, indices)[need_xwt]}
+                xwt[need_xwt] = min_x_wt(good_jets[need_xwt], indices[need_xwt], **higgs_jets)
             res_pt = resonant_pt_cuts(cand["pt"][:, 0], cand["pt"][:, 1], cand["m_hh"])
             eta_ok = accepted & (delta_eta < c.DETA_HH_MAX)
             veto_ok = eta_ok & (xwt >= c.TOP_VETO_X_WT_MIN)
@@ -218,7 +225,7 @@ class HH4bProcessor(processor.ProcessorABC):
             out["cutflow"][dataset][label] = flows
 
             if truth is not None:
-                self._fill_truth(hists, dataset, label, indices, truth)
+                self._fill_truth(hists, dataset, label, indices, truth, pairer_take, pairer_starts)
 
     def _score(self, out, dataset, label, variation, w, regions, cand, model, tagged, selected, indices) -> dict:
         """Masks of the score-based selections with a numeric threshold (their scores and m_hh
@@ -264,12 +271,34 @@ class HH4bProcessor(processor.ProcessorABC):
             "selected_starts": selected_starts,
         }
 
+    def _jets_for(self, pairer, variation, good_jets, good_take, tagged, model):
+        """The jets ``pairer`` pairs, their flat file indices and per-event starts, and (for
+        ``jets = "all"``) each one's position among the good jets (-1: not a good jet)."""
+        good_counts = ak.to_numpy(ak.num(good_jets.pt, axis=1))
+        good_starts = np.cumsum(good_counts, dtype=np.int64) - good_counts
+        if getattr(pairer, "jets", "selected") != "all":
+            return good_jets, good_take, good_starts, None
+        factor = dict(v for s in self.systematics for v in s.variations()).get(variation, 1.0)
+        with np.errstate(invalid="ignore"):
+            considered = model.jet_column("pt") * factor >= c.JET_PT_CONSIDERED
+        take, counts = model.jet_entries(tagged, considered)
+        in_good = np.full(len(model.jet_column("pt")), -1, dtype=np.int64)
+        in_good[good_take] = np.arange(len(good_take)) - np.repeat(good_starts, good_counts)
+        return model.jets_at(take, counts, pt_scale=factor), take, np.cumsum(counts, dtype=np.int64) - counts, in_good[take]
+
     @staticmethod
-    def _fill_truth(hists, dataset, label, indices, truth):
-        # the pairer's candidates, as positions among the considered jets
-        flat = truth["selected_starts"][:, None, None] + np.maximum(indices, 0)
-        file_index = truth["selected_take"][flat] if len(truth["selected_take"]) else np.zeros_like(flat)
-        as_considered = np.where(indices >= 0, truth["position"][file_index], -1)
+    def _at_jets(per_jet: np.ndarray, starts: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """``per_jet`` (flat, one value per paired jet) at the candidates' jets; -1 where none."""
+        if not len(per_jet):
+            return np.full(indices.shape, -1, dtype=np.int64)
+        return np.where(indices >= 0, per_jet[starts[:, None, None] + np.maximum(indices, 0)], -1)
+
+    @staticmethod
+    def _fill_truth(hists, dataset, label, indices, truth, take, starts):
+        # the pairer's candidates (indices into its jets: file indices ``take``), as positions
+        # among the considered jets
+        file_index = HH4bProcessor._at_jets(take, starts, indices)
+        as_considered = np.where(file_index >= 0, truth["position"][np.maximum(file_index, 0)], -1)
         n_correct, full = correct_higgs_count(as_considered, truth["matched"], truth["higgs_id"], truth["ambiguous"])
         bins = np.array(JET_MULTIPLICITY_BINS)
         hists["pairing_truth"].fill(

@@ -20,6 +20,8 @@ SUBCOMMANDS = {
     "plugins": ("plugins", "list registered pairers and scorers"),
     "inspect": ("inspect", "check input files: layout, tree, events"),
     "limits": ("limits", "pyhf workspaces, CLs limits and kappa_lambda scans from a job's histograms"),
+    "export": ("export", "write files for other tools: SPANet training data, ONNX models"),
+    "train": ("train", "train a model (SPA-Net) from exported training data"),
 }
 
 

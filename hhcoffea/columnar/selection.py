@@ -65,13 +65,18 @@ def resonant_pt_cuts(pt_lead, pt_subl, m4j):
     return (pt_lead > a1 * m4j + b1) & (pt_subl > a2 * m4j + b2)
 
 
-def min_x_wt(jets: ak.Array, higgs_jet_indices: np.ndarray, max_jets: int = 10) -> np.ndarray:
+def min_x_wt(jets: ak.Array, higgs_jet_indices: np.ndarray, max_jets: int = 10, *,
+             higgs_jets: ak.Array | None = None, higgs_positions: np.ndarray | None = None) -> np.ndarray:
     """Smallest X_Wt over all top candidates of each event (inf where none can be formed).
 
     W candidates: every pair of jets in ``jets`` (good jets, pT > 40, |eta| < 2.5); a top candidate
     adds one jet of the Higgs candidates that is not in the W. Only the ``max_jets`` leading jets
     are combined (10 covers all but a handful of events; the jets are pT-ordered). Events are
     grouped by jet multiplicity so that each group's combinatorics has no padding.
+
+    ``higgs_jets``: the jets ``higgs_jet_indices`` index when they are not ``jets`` (a pairer that
+    took all jets); ``higgs_positions`` then gives each Higgs jet's index in ``jets`` (-1: not a
+    good jet), which keeps it out of the W candidates it is part of.
     """
     n = len(jets)
     result = np.full(n, np.inf)
@@ -81,13 +86,15 @@ def min_x_wt(jets: ak.Array, higgs_jet_indices: np.ndarray, max_jets: int = 10) 
     hc = higgs_jet_indices.reshape(n, -1)  # (n, 2 n_higgs) Higgs-candidate jets
     widest = int(counts.max())
     block = gather(jets, np.broadcast_to(np.arange(widest), (n, widest)))  # NaN beyond each count
-    hc_block = gather(jets, hc)
+    hc_block = gather(jets if higgs_jets is None else higgs_jets, hc)
+    # -2: no Higgs jet; -1: a Higgs jet that is not among ``jets`` (in no W, still a top's b)
+    in_jets = np.where(hc >= 0, hc if higgs_jets is None else higgs_positions.reshape(n, -1), -2)
     for width in np.unique(counts):  # at most max_jets groups, each vectorised over its events
         if width < 3:
             continue
         rows = np.flatnonzero(counts == width)
         result[rows] = _min_x_wt_block(
-            {k: v[rows, :width] for k, v in block.items()}, {k: v[rows] for k, v in hc_block.items()}, hc[rows]
+            {k: v[rows, :width] for k, v in block.items()}, {k: v[rows] for k, v in hc_block.items()}, in_jets[rows]
         )
     return result
 
@@ -111,7 +118,7 @@ def _min_x_wt_block(block: dict, hc_block: dict, hc: np.ndarray) -> np.ndarray:
             (m_w[:, :, None] - c.TOP_VETO_W_MASS) / (c.TOP_VETO_RESOLUTION * m_w[:, :, None]),
             (m_t - c.TOP_VETO_TOP_MASS) / (c.TOP_VETO_RESOLUTION * m_t),
         )
-    usable = ~in_w & (hc[:, None, :] >= 0) & np.isfinite(x)
+    usable = ~in_w & (hc[:, None, :] >= -1) & np.isfinite(x)
     return np.where(usable, x, np.inf).reshape(len(x), x.shape[1] * x.shape[2]).min(axis=1)
 
 

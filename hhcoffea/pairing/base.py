@@ -55,6 +55,9 @@ class Pairer(abc.ABC):
 
     name: ClassVar[str] = "?"
     n_higgs: ClassVar[int] = 2
+    #: the jets ``pair`` receives: ``"selected"`` (pT > 40, |eta| < 2.5, the four-tag objects) or
+    #: ``"all"`` (every jet with pT >= 20 GeV, e.g. SPA-Net); the indices returned point into them
+    jets: ClassVar[str] = "selected"
 
     def __init__(self, **options: Any) -> None:
         if options:  # subclasses with options consume theirs before calling this
