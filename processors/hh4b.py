@@ -15,6 +15,7 @@ from hhcoffea.events import event_model, higgs_bquarks
 from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
 from hhcoffea.pairing import Pairer, PairingResult, order_by_scalar_pt
 from hhcoffea.corrections.jes import JetScaleVariation
+from hhcoffea.corrections.btagging import BTagging
 from hhcoffea.columnar.selection import (
     four_tag_flat,
     higgs_candidates,
@@ -48,6 +49,8 @@ class HH4bProcessor(processor.ProcessorABC):
     luminosity: fb^-1; events are weighted by genWeight x xsec_fb x luminosity / n_generated,
     with ``xsec_fb`` and ``n_generated`` from the fileset metadata (FORMATS.md).
     histogram_systematics: histogram name -> variation names it is filled for (opt-in).
+    btagging: per-dataset tag rule and method (cut, weight, truth_tag); None: bit 0, cut. Its
+    weight variations (``btag_bc_up``, ...) are systematic-axis entries, opt-in like ``jes``.
     """
 
     pairers: dict[str, Pairer]
@@ -61,6 +64,7 @@ class HH4bProcessor(processor.ProcessorABC):
     histogram_systematics: dict[str, list[str]] = field(default_factory=dict)
     jet_pt_min: float = c.FOUR_TAG_PT_MIN
     jet_eta_max: float = c.FOUR_TAG_ETA_MAX
+    btagging: BTagging | None = None
 
     def __post_init__(self):
         for label, pairer in self.pairers.items():
@@ -81,7 +85,8 @@ class HH4bProcessor(processor.ProcessorABC):
         meta = dict(events.metadata)
         dataset = meta["dataset"]
         is_signal = meta.get("process") in SIGNAL_PROCESSES
-        model = event_model(events, with_truth=is_signal)
+        btag = self.btagging.for_dataset(dataset) if self.btagging is not None else None
+        model = event_model(events, with_truth=is_signal, tag=btag if btag and btag.working_point else None)
         n_in = len(model)
         scale = 1.0
         if meta.get("xsec_fb") is not None and meta.get("n_generated"):
@@ -93,7 +98,9 @@ class HH4bProcessor(processor.ProcessorABC):
         variations = [(NOMINAL, 1.0)]
         for syst in self.systematics:
             variations.extend(syst.variations())
-        opted_in = {name: [v for v, _ in variations[1:] if name in self._histograms_for(v)]
+        # b-tagging variations only reweight events: filled from the nominal selection
+        weight_variations = [f"{v}_{d}" for v in (self.btagging.variations if self.btagging else ()) for d in ("up", "down")]
+        opted_in = {name: [v for v in [v for v, _ in variations[1:]] + weight_variations if name in self._histograms_for(v)]
                     for name in self._histograms_for(NOMINAL)}
         out = {
             "histograms": book(self.binning, datasets=[dataset], pairers=list(self.pairers), systematics=opted_in,
@@ -107,20 +114,30 @@ class HH4bProcessor(processor.ProcessorABC):
         if self.feature_export is not None:
             out["features"] = {dataset: []}
 
-        pt, eta, btag = model.jet_column("pt"), model.jet_column("eta"), model.jet_column("btag")
+        pt, eta = model.jet_column("pt"), model.jet_column("eta")
+        # truth tagging weighs every event with >= 4 selected jets instead of cutting on tags
+        truth_tag = btag is not None and btag.method == "truth_tag"
+        cut_tags = np.ones(len(pt), dtype=bool) if truth_tag else model.jet_column("btag")
         for variation, factor in variations:
             wanted = self._histograms_for(variation)
             if not wanted:
                 continue
             # four-tag and object selection on flat columns for every event; jagged jets only
             # for the events and jets that pass
-            tagged = four_tag_flat(model.jet_offsets, pt, eta, btag, self.jet_pt_min, self.jet_eta_max,
+            tagged = four_tag_flat(model.jet_offsets, pt, eta, cut_tags, self.jet_pt_min, self.jet_eta_max,
                                    pt_scale=factor) & finite
             with np.errstate(invalid="ignore"):
                 good = (pt * factor > self.jet_pt_min) & (np.abs(eta) < self.jet_eta_max)
             take, counts = model.jet_entries(tagged, good)
             jets = model.jets_at(take, counts, pt_scale=factor)
-            self._fill_variation(out, dataset, variation, wanted, jets, take, tagged, weight, finite, model)
+            weights = {variation: weight[tagged]}
+            if btag is not None and btag.weighted:
+                weights, jets = btag.event_weights(
+                    jets, weight[tagged], meta, meta.get("entrystart", 0) + np.flatnonzero(tagged), variation,
+                    with_variations=variation == NOMINAL and bool(weight_variations), n_required=c.FOUR_TAG_N_BJETS)
+            elif variation == NOMINAL:
+                weights.update({v: weights[variation] for v in weight_variations})
+            self._fill_variation(out, dataset, variation, wanted, jets, take, tagged, weight, finite, model, weights)
         return out
 
     def _histograms_for(self, variation: str) -> list[str]:
@@ -135,11 +152,14 @@ class HH4bProcessor(processor.ProcessorABC):
             return PairingResult(np.full((0, pairer.n_higgs, 2), -1, dtype=np.int64), np.zeros(0, dtype=bool))
         return pairer(jets)
 
-    def _fill_variation(self, out, dataset, variation, wanted, selected, selected_take, tagged, weight, finite, model):
+    def _fill_variation(self, out, dataset, variation, wanted, selected, selected_take, tagged, weight, finite, model,
+                        weights):
         """``selected``: the selected jets of the four-tag events (``tagged``), variation applied;
-        ``selected_take``: their flat file indices (:meth:`EventModel.jet_entries`)."""
+        ``selected_take``: their flat file indices (:meth:`EventModel.jet_entries`); ``weights``:
+        the events' weights for ``variation`` and for any weight-only variations."""
         nominal = variation == NOMINAL
-        w = weight[tagged]
+        w = weights[variation]
+        fills = [(variation, wanted, w)] + [(v, self._histograms_for(v), wv) for v, wv in weights.items() if v != variation]
         hists = out["histograms"]
         truth = self._truth(model, tagged, selected, selected_take) if nominal and model.has_truth else None
 
@@ -197,15 +217,16 @@ class HH4bProcessor(processor.ProcessorABC):
             for region, mask in regions.items():
                 if not mask.any():
                     continue
-                cats = {"dataset": dataset, "region": region, "pairer": label, "systematic": variation}
-                for name in wanted:
-                    if name == "m_h1_m_h2":
-                        hists[name].fill(**cats, m_h1=m1[mask], m_h2=m2[mask], weight=w[mask])
-                    elif name == "x_wt":  # computed after the delta-eta cut only
-                        m = mask & need_xwt
-                        hists[name].fill(**cats, x_wt=values[name][m], weight=w[m])
-                    else:
-                        hists[name].fill(**cats, **{name: values[name][mask]}, weight=w[mask])
+                for syst, names, sw in fills:
+                    cats = {"dataset": dataset, "region": region, "pairer": label, "systematic": syst}
+                    for name in names:
+                        if name == "m_h1_m_h2":
+                            hists[name].fill(**cats, m_h1=m1[mask], m_h2=m2[mask], weight=sw[mask])
+                        elif name == "x_wt":  # computed after the delta-eta cut only
+                            m = mask & need_xwt
+                            hists[name].fill(**cats, x_wt=values[name][m], weight=sw[m])
+                        else:
+                            hists[name].fill(**cats, **{name: values[name][mask]}, weight=sw[mask])
 
             if not nominal:
                 continue

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "limits": ("limits", "pyhf workspaces, CLs limits and kappa_lambda scans from a job's histograms"),
     "export": ("export", "write files for other tools: SPANet training data, ONNX models"),
     "train": ("train", "train a model (SPA-Net) from exported training data"),
+    "btag": ("btag", "b-tagging: measure efficiency maps (correctionlib) from a job's simulated samples"),
 }
 
 

@@ -87,7 +87,7 @@ def four_tag_passed(jets) -> np.ndarray:
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     flat = {f: ak.to_numpy(ak.flatten(jets[f], axis=1)) for f in ("pt", "eta", "btag")}
-    return four_tag_flat(offsets, flat["pt"], flat["eta"], flat["btag"] != 0)
+    return four_tag_flat(offsets, flat["pt"], flat["eta"], (flat["btag"] & 1) != 0)  # bit 0: the sample's working point
 
 
 def leading_bjets_mass(jets, n_jets: int = 4) -> np.ndarray:
@@ -98,7 +98,7 @@ def leading_bjets_mass(jets, n_jets: int = 4) -> np.ndarray:
     from ..columnar.selection import good_jets
 
     good = good_jets(jets)
-    sel = good[good.btag != 0][:, :n_jets]
+    sel = good[(good.btag & 1) != 0][:, :n_jets]  # bit 0: the sample's working point
     px, py, pz, e = to_cartesian(*(ak.fill_none(ak.pad_none(sel[f], n_jets, clip=True), 0.0).to_numpy()
                                    for f in ("pt", "eta", "phi", "mass")))
     out = invariant_mass(px.sum(1), py.sum(1), pz.sum(1), e.sum(1))

@@ -17,12 +17,18 @@ analysis' 120/110 (at m_X = 1000: medians 125/113).
 
 b-tagging: per jet truth flavour at the working point (constants.BTAG_WORKING_POINTS):
 P = b_efficiency (flavour 5), 1/c_rejection (4), 1/light_rejection (otherwise), and only inside
-the tracker, |eta| < ``BTAG_ETA_MAX`` (2.5; no tags beyond, as in the Delphes cards).
+the tracker, |eta| < ``BTAG_ETA_MAX`` (2.5; no tags beyond, as in the Delphes cards). ``Jet_btag``
+is a bitmask, as Delphes writes with one BTagging module per ``BitNumber``: bit 0 is the sample's
+working point, and every working point of the table with a bit (MV2c10_70: bit 1, DL1r_77: bit 2;
+``hhcoffea/corrections/btagging/data/working_points.json``) has its own, so one sample serves
+every working point.
 MET = neutrinos + jet mismeasurement + jets beyond |eta| 4.5 + Gaussian noise.
 Electron/Muon collections exist and are mostly empty (``LEPTON_RATE`` per event).
 """
 
 from __future__ import annotations
+
+import functools
 
 import awkward as ak
 import numpy as np
@@ -231,14 +237,7 @@ def simulate(rng, hard: HardProcess, working_point: str) -> dict:
     jet_count = np.bincount(evt[keep], minlength=n)
     jflav = flav[order]
     jeta = eta_j[order]
-    wp = C.BTAG_WORKING_POINTS[working_point]
-    p_tag = np.where(
-        jflav == 5,
-        wp["b_efficiency"],
-        np.where(jflav == 4, 1.0 / wp["c_rejection"], 1.0 / wp["light_rejection"]),
-    )
-    p_tag = np.where(np.abs(jeta) < BTAG_ETA_MAX, p_tag, 0.0)
-    btag = (rng.uniform(0.0, 1.0, order.size) < p_tag).astype(np.uint8)
+    btag = _btag_bits(rng.uniform(0.0, 1.0, order.size), jflav, jeta, working_point)
     jets = _listoffset(
         {
             "pt": pt_j[order].astype(np.float32),
@@ -258,6 +257,29 @@ def simulate(rng, hard: HardProcess, working_point: str) -> dict:
         out[name] = _leptons(rng, n)
     out["genWeight"] = np.ones(n, dtype=np.float32)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _tag_bits() -> tuple:
+    from ..corrections.btagging.working_points import emulation_bits, load_working_points
+
+    table = load_working_points()
+    return tuple((table[name], bit) for name, bit in sorted(emulation_bits().items(), key=lambda x: x[1]))
+
+
+def _btag_bits(u, flavour, eta, working_point: str) -> np.ndarray:
+    """The ``btag`` bitmask: bit 0 at the sample's ``working_point``, and one bit per working point
+    of the table that has one (``emulation_bits``). One uniform ``u`` per jet serves every bit, so
+    the sample's bit 0 is the draw it always was and tighter working points tag a subset of the
+    looser ones (as thresholds on one discriminant would)."""
+    central = np.abs(eta) < BTAG_ETA_MAX
+    wp = C.BTAG_WORKING_POINTS[working_point]
+    p_own = np.where(flavour == 5, wp["b_efficiency"],
+                     np.where(flavour == 4, 1.0 / wp["c_rejection"], 1.0 / wp["light_rejection"]))
+    btag = ((u < p_own) & central).astype(np.uint8)
+    for table_wp, bit in _tag_bits():
+        btag |= ((u < table_wp.efficiency(flavour)) & central).astype(np.uint8) << np.uint8(bit)
+    return btag
 
 
 def _leptons(rng, n):

@@ -20,7 +20,14 @@ from .. import constants as C
 from .chunks import check_arguments, iter_chunks
 from .xsec import SQRT_S, XSEC_SOURCE, sample_xsec_fb
 
-__all__ = ["TREE_NAME", "generate"]
+__all__ = ["TREE_NAME", "btag_bits", "generate"]
+
+
+def btag_bits() -> dict[str, int]:
+    """Working point -> the ``Jet_btag`` bit the emulation writes for it (besides bit 0)."""
+    from ..corrections.btagging.working_points import emulation_bits
+
+    return emulation_bits()
 
 TREE_NAME = "Events"
 
@@ -72,6 +79,7 @@ def generate(
         "m_x": m_x_c,
         "kappa_lambda": kappa_c,
         "working_point": wp,
+        "btag_bits": btag_bits(),  # Jet_btag bit per working point (bit 0: working_point)
         "seed": int(seed),
         "sqrt_s": SQRT_S,
         "chunk_size": int(chunk_size),

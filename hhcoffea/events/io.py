@@ -42,8 +42,13 @@ def _branch_names(tree) -> set[str]:
     return names
 
 
-def inspect_file(path: str | Path) -> FileInfo:
-    """Open ``path``, detect its layout, check the branches the event model needs."""
+def inspect_file(path: str | Path, tag_check=None) -> FileInfo:
+    """Open ``path``, detect its layout, check the branches the event model needs.
+
+    ``tag_check(path, tree, layout)``, if given, checks how jets' tags will be read (raising
+    ValueError with one line) and replaces the check of the layout's own tag branch (a CMS
+    NanoAOD file has ``Jet_btagDeepFlavB``, no ``Jet_btag``).
+    """
     path = str(path)
     if not Path(path).exists() and "://" not in path:
         raise InputError(f"{path}: no such file")
@@ -69,7 +74,11 @@ def inspect_file(path: str | Path) -> FileInfo:
                 f"{path}: tree '{layout.tree}' has no jet branches of the {layout.name} layout "
                 f"(expected '{layout.branch('Jet', layout.collections['jets'][1]['pt'])}')"
             )
-        missing = [b for b in layout.required_branches() if b not in names]
+        skip = set()
+        if tag_check is not None:
+            coll, fields = layout.collections["jets"]
+            skip.add(layout.branch(coll, fields["btag"]))
+        missing = [b for b in layout.required_branches() if b not in names and b not in skip]
         if missing:
             raise InputError(
                 f"{path}: tree '{layout.tree}' lacks branch '{missing[0]}'"

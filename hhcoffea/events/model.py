@@ -1,7 +1,7 @@
 """The internal event model: whatever the file layout, processors see the same fields.
 
-- ``jets``: pt, eta, phi, mass, btag (bool, the sample's working point), flavour (5 b, 4 c, 0 light),
-  pT-ordered;
+- ``jets``: pt, eta, phi, mass, btag (bool: bit 0 of the tag bitmask, the sample's working point,
+  unless a tag rule says otherwise), flavour (5 b, 4 c, 0 light), pT-ordered;
 - ``genpart``: pt, eta, phi, mass, pdg_id, status, mother (index, -1 for none);
 - ``met_pt``, ``met_phi``: one per event (lazy: read only when used);
 - ``electrons``, ``muons``: pt, eta, phi, charge;
@@ -75,8 +75,11 @@ class EventModel:
     """The internal model of one chunk; collections are built on first use, so a lazily read
     file reads only the branches a processor touches."""
 
-    def __init__(self, events, *, with_truth: bool = True):
+    def __init__(self, events, *, with_truth: bool = True, tag=None):
         self._events = events
+        # how ``btag`` is read: None = bit 0 of the layout's tag bitmask; otherwise an object
+        # with ``read(model) -> flat bool per jet`` (hhcoffea.corrections.btagging.TagRule)
+        self.tag = tag
         self.layout = _layout_of(events)
         self.has_truth = with_truth and has_truth(events)
         self._offsets: dict[str, np.ndarray] = {}
@@ -199,9 +202,31 @@ class EventModel:
         if field != "btag":
             return self.column("jets", field)
         if ("jets", "btag_bool") not in self._columns:
-            # Delphes' BTag holds bit flags (bit 0 = the card's working point); flat files hold 0/1
-            self._columns[("jets", "btag_bool")] = (self.column("jets", "btag") & 1) != 0
+            if self.tag is not None:
+                tagged = np.asarray(self.tag.read(self), dtype=bool)
+            else:
+                # BTag / Jet_btag hold bit flags (bit 0 = the card's or sample's working point)
+                tagged = (self.column("jets", "btag") & 1) != 0
+            self._columns[("jets", "btag_bool")] = tagged
         return self._columns[("jets", "btag_bool")]
+
+    def jet_branch(self, source_field: str) -> np.ndarray:
+        """Any jet branch of the file by its name in the layout (``btagDeepFlavB`` reads
+        ``Jet_btagDeepFlavB`` or ``Jet.btagDeepFlavB``), flat in file order. KeyError if absent."""
+        key = ("jets:branch", source_field)
+        if key not in self._columns:
+            coll, _ = self.layout.collections["jets"]
+            try:
+                source = _source(self._events, self.layout, coll, source_field)
+            except (AttributeError, KeyError, ValueError) as err:
+                raise KeyError(self.layout.branch(coll, source_field)) from err
+            self._columns[key] = self._content(source, self.jet_offsets)
+        return self._columns[key]
+
+    @property
+    def metadata(self) -> dict:
+        """The chunk's coffea metadata (``filename``, ``entrystart``, ``dataset``, ...)."""
+        return dict(getattr(self._events, "metadata", None) or {})
 
     @property
     def jet_offsets(self) -> np.ndarray:
@@ -240,9 +265,10 @@ class EventModel:
         return len(self._events)
 
 
-def event_model(events, *, with_truth: bool = True) -> EventModel:
-    """Map coffea NanoEvents of either layout onto the internal model."""
-    return EventModel(events, with_truth=with_truth)
+def event_model(events, *, with_truth: bool = True, tag=None) -> EventModel:
+    """Map coffea NanoEvents of either layout onto the internal model (``tag``: how jets'
+    ``btag`` is read, see :class:`EventModel`)."""
+    return EventModel(events, with_truth=with_truth, tag=tag)
 
 
 def higgs_bquarks(genpart: ak.Array) -> ak.Array:

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "selections": {},  # name -> {pairer, scorer, threshold, ...} (hhcoffea.scoring.selections)
     "statistics": None,
     "export": None,  # hhcoffea export: {spanet: {...}} (hhcoffea.workflow.spanet_export)
+    "btagging": None,  # hhcoffea.corrections.btagging.config (per dataset: datasets.NAME.btagging)
 }
 
 

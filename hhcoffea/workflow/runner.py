@@ -39,6 +39,7 @@ def ensure_samples(job: Job, console=None) -> dict:
     if not spec:
         return {}
     from ..emulation import generate
+    from ..emulation.writer import btag_bits
     from ..emulation.xsec import sample_xsec_fb
 
     directory = job.resolve(spec.get("directory", "data"))
@@ -52,6 +53,7 @@ def ensure_samples(job: Job, console=None) -> dict:
         # the sidecar records how a file was made; any difference means make it again
         expected = {"process": sample["process"], "n_generated": int(sample["n_events"]), "seed": seed, **options}
         expected["xsec_fb"] = sample_xsec_fb(sample["process"], options.get("m_x"), options.get("kappa_lambda"))
+        expected["btag_bits"] = btag_bits()  # samples from before one bit per working point are remade
         meta = json.loads(sidecar.read_text()) if path.exists() and sidecar.exists() else None
         if meta is None or any(meta.get(k) != v for k, v in expected.items()):
             if console:
@@ -66,19 +68,48 @@ def _dataset_metadata(meta: dict) -> dict:
     return {k: meta[k] for k in keep if k in meta and meta[k] is not None}
 
 
-def build_fileset(job: Job, datasets: dict) -> Fileset:
-    """Check every input file; files that fail are skipped (counted, with the reason) or fatal."""
+def resolve_datasets(job: Job, generated: dict) -> dict:
+    """The generated samples plus the job's ``datasets``. An entry without ``files`` that names a
+    generated sample (its own name, or ``sample: NAME``) takes that sample's files and metadata,
+    so one sample can be analysed twice (e.g. at two b-tagging working points)."""
+    datasets = dict(generated)
+    for name, entry in (job.config.get("datasets") or {}).items():
+        entry = {k: v for k, v in (entry or {}).items() if v is not None}
+        base = entry.pop("sample", None)
+        if base is not None and base not in generated:
+            raise JobError(f"{job.path}: datasets.{name}.sample: {base!r} is not a generated sample ({', '.join(generated) or 'none'})")
+        base = base or (name if not entry.get("files") and name in generated else None)
+        if base is not None:
+            metadata = {k: v for k, v in (entry.get("metadata") or {}).items() if v is not None}
+            entry = {**generated[base], **{k: v for k, v in entry.items() if k not in ("files", "metadata")}}
+            entry["metadata"] = {**generated[base].get("metadata", {}), **metadata}
+        elif not entry.get("files"):
+            raise JobError(f"{job.path}: datasets.{name}: no files (and no generated sample of that name or 'sample:')")
+        datasets[name] = entry
+    return datasets
+
+
+def build_fileset(job: Job, datasets: dict, btagging=None) -> Fileset:
+    """Check every input file; files that fail are skipped (counted, with the reason) or fatal.
+
+    ``btagging`` (a ``BTagging``): each dataset's tag branch is checked too; a missing one is a
+    job error (one line naming file, branch and job key), never skipped."""
+    from .btag import tag_check
+
     fileset = Fileset(coffea={})
     for name, entry in datasets.items():
         files = entry.get("files") or []
         if isinstance(files, (str, Path)):
             files = [files]
         metadata = dict(entry.get("metadata") or {})
+        check = tag_check(btagging, name) if btagging is not None else None
+        if check is not None:  # the working point this dataset is analysed at (plots, metadata.json)
+            metadata["working_point"] = btagging.for_dataset(name).name
         good = {}
         for f in files:
             path = job.resolve(f) if "://" not in str(f) else f
             try:
-                info = inspect_file(path)
+                info = inspect_file(path, tag_check=check)
             except InputError as err:
                 if job.config["on_bad_file"] == "fail":
                     raise
@@ -94,11 +125,15 @@ def build_fileset(job: Job, datasets: dict) -> Fileset:
     return fileset
 
 
-def make_processor(job: Job):
-    """The HH processor of a validated job (pairers constructed with their options)."""
+def make_processor(job: Job, datasets: dict | None = None):
+    """The HH processor of a validated job (pairers constructed with their options); ``datasets``
+    (default: the job's) carry the per-dataset b-tagging."""
     from hhcoffea.processors.hh4b import HH4bProcessor, JetScaleVariation
 
+    from .btag import btagging_for
+
     cfg = job.config
+    btagging = btagging_for(job, cfg.get("datasets") if datasets is None else datasets)
     pairers = {label: get_pairer((spec or {}).get("plugin") or label, **((spec or {}).get("options") or {}))
                for label, spec in cfg["pairers"].items()}
     systematics = [JetScaleVariation(name, float(spec["size"])) for name, spec in (cfg["systematics"] or {}).items()]
@@ -119,6 +154,7 @@ def make_processor(job: Job):
         binning=binning,
         systematics=systematics,
         histogram_systematics=hist_systs,
+        btagging=btagging if btagging.configured else None,
         **kwargs,
     )
 
@@ -163,7 +199,8 @@ class RunResult:
 
     def expected_events(self, dataset: str) -> int:
         files = self.fileset.coffea[dataset]["files"]
-        return sum(f.n_events for f in self.fileset.files if f.path in files)
+        # by path: two datasets may read the same file (one sample at two working points)
+        return sum({f.path: f.n_events for f in self.fileset.files if f.path in files}.values())
 
     def lost_events(self) -> dict[str, int]:
         """Events of checked files that the run did not process (a file failed mid-run)."""
@@ -182,10 +219,12 @@ def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None,
 
     ``configure``: called with the processor before the run (``hhcoffea export features`` asks
     it for the feature table this way)."""
-    datasets = dict(ensure_samples(job, console))
-    datasets.update(job.config.get("datasets") or {})
-    fileset = build_fileset(job, datasets)
-    proc = make_processor(job)
+    from .btag import btagging_for, ensure_efficiency_maps
+
+    datasets = resolve_datasets(job, ensure_samples(job, console))
+    ensure_efficiency_maps(job, datasets, console, status=status)
+    fileset = build_fileset(job, datasets, btagging=btagging_for(job, datasets, load_corrections=False))
+    proc = make_processor(job, datasets)
     if configure is not None:
         configure(proc)
     cfg = job.config["executor"]

@@ -33,6 +33,9 @@ from pydantic import (
 )
 
 __all__ = [
+    "BTagMeasureSection",
+    "BTagOverrideSection",
+    "BTagSection",
     "ClusterSection",
     "DatasetSection",
     "ExecutorSection",
@@ -41,7 +44,9 @@ __all__ = [
     "JobSchemaError",
     "PluginSection",
     "SampleSection",
+    "ScaleFactorFileSection",
     "SystematicSection",
+    "TagSection",
     "construct_plugins",
     "schema_markdown",
     "validate_job",
@@ -200,11 +205,68 @@ class MetadataSection(Section):
         return self
 
 
+class TagSection(Section):
+    """How a jet's tag is read: one bit of the tag bitmask, or a discriminant above a threshold."""
+
+    bit: Optional[int] = Field(None, ge=0, le=63, description="bit of Jet_btag / Jet.BTag")
+    branch: Optional[str] = Field(None, description="discriminant branch without the `Jet_` prefix, e.g. btagDeepFlavB")
+    threshold: Optional[float] = Field(None, allow_inf_nan=False, description="tagged when the discriminant is above it")
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.bit is None) == (self.branch is None):
+            raise ValueError("give either bit or branch (with threshold)")
+        if (self.branch is None) != (self.threshold is None):
+            raise ValueError("threshold goes with branch (and branch needs one)")
+        return self
+
+
+class ScaleFactorFileSection(Section):
+    """A correctionlib scale-factor file in the CMS BTV layout, and which correction(s) to use."""
+
+    file: str = Field("default", description="path (relative to the job file) or `default`")
+    correction: Optional[Union[str, dict[str, str]]] = Field(
+        None, description="its name, or `{bc: NAME, light: NAME}`; default: the file's only one")
+
+
+class BTagOverrideSection(Section):
+    """b-tagging of one dataset (``datasets.<name>.btagging``): any key overrides the top-level one."""
+
+    working_point: Optional[str] = Field(None, description="a name from the working-point table (hhcoffea.corrections.btagging)")
+    tag: Optional[TagSection] = Field(None, description="overrides the table's rule for reading the tag")
+    efficiency: Optional[str] = Field(None, description="correctionlib efficiency maps (`hhcoffea btag measure`; made by `run` when missing)")
+    scale_factors: Optional[Union[str, ScaleFactorFileSection]] = Field(
+        None, description="`default` (unit SFs shipped), a file, or `{file, correction}`")
+    method: Optional[Literal["cut", "weight", "truth_tag"]] = Field(
+        None, description="cut on tags (default), weight (scale factors, method 1a) or truth_tag")
+    seed: Optional[int] = Field(None, description="seed of the truth-tag draws (default 0)")
+
+
+class BTagMeasureSection(Section):
+    """Binning of `hhcoffea btag measure`."""
+
+    abseta: Optional[list[float]] = Field(None, min_length=2, description="|eta| edges (default 0, 0.6, 1.2, 1.8, 2.5)")
+    pt: Optional[list[float]] = Field(None, min_length=2, description="pT edges, the last may be .inf (default 40 ... 1000, inf)")
+    min_jets: Optional[float] = Field(None, gt=0, description="bins with fewer (effective) jets are merged (default 100)")
+    flow: Optional[Literal["error", "clamp"]] = Field(None, description="out-of-range inputs: error (default) or clamp")
+
+
+class BTagSection(BTagOverrideSection):
+    """The job's b-tagging (``btagging``); without it, bit 0 of the bitmask and a cut."""
+
+    working_points: Optional[dict[str, dict[str, Any]]] = Field(
+        None, description="extends the working-point table: name -> {b_efficiency, c_rejection, light_rejection, tag, correction_key}")
+    measure: Optional[BTagMeasureSection] = Field(None, description="binning of `hhcoffea btag measure`")
+
+
 class DatasetSection(Section):
     """Input files of one dataset and its metadata."""
 
-    files: Union[list[str], str] = Field(description="ROOT files (paths relative to the job file, or URLs); at least one")
+    files: Optional[Union[list[str], str]] = Field(
+        None, description="ROOT files (paths relative to the job file, or URLs); at least one, unless the dataset is a generated sample")
+    sample: Optional[str] = Field(None, description="a generated sample whose files and metadata this dataset reuses")
     metadata: MetadataSection = Field(default_factory=MetadataSection, description="see `datasets.<name>.metadata.*`")
+    btagging: Optional[BTagOverrideSection] = Field(None, description="this dataset's b-tagging, see `btagging.*`")
 
     @field_validator("files")
     @classmethod
@@ -325,6 +387,7 @@ class JobModel(Section):
         default_factory=dict, description="name -> score-based selection (a histogram region)")
     statistics: Optional[dict[str, Any]] = Field(None, description="read by `hhcoffea limits` (hhcoffea.stats.config)")
     export: Optional[dict[str, Any]] = Field(None, description="read by `hhcoffea export` (hhcoffea.workflow.spanet_export)")
+    btagging: Optional[BTagSection] = Field(None, description="working point, tag rule, efficiency maps, scale factors, method; see `btagging.*`")
 
     @field_validator("pairers", mode="before")
     @classmethod
@@ -436,6 +499,22 @@ def _cross_checks(model: JobModel) -> list[str]:
 
     known_hists = [*OBSERVABLES, "m_h1_m_h2"]
     errors = []
+    btag_variations = ()
+    generated = set(model.samples.generate) if model.samples else set()
+    for name, dataset in model.datasets.items():
+        if dataset.files is None and dataset.sample is None and name not in generated:
+            errors.append(f"datasets.{name}.files: missing; a dataset needs files (or is a generated sample, or names one with sample:)")
+        if dataset.sample is not None and dataset.sample not in generated:
+            errors.append(f"datasets.{name}.sample: got {dataset.sample!r}; expected a sample under samples.generate "
+                          f"({', '.join(sorted(generated)) or 'none'})")
+    if model.btagging is not None or any(d.btagging is not None for d in model.datasets.values()):
+        from ..corrections.btagging import parse_btagging
+
+        dump = model.model_dump(mode="python")
+        try:
+            btag_variations = parse_btagging(dump["btagging"], dump["datasets"], load_corrections=False).variations
+        except ValueError as err:
+            errors.append(str(err))
     for name, spec in model.histograms.items():
         if name not in known_hists:
             close = difflib.get_close_matches(name, known_hists, n=1)
@@ -445,9 +524,10 @@ def _cross_checks(model: JobModel) -> list[str]:
         if name == "m_h1_m_h2" and spec.bins is not None:
             errors.append("histograms.m_h1_m_h2.bins: the mass plane has fixed binning; only systematics can be set")
         for s in spec.systematics:
-            if s not in model.systematics:
+            if s not in model.systematics and s not in btag_variations:
                 errors.append(f"histograms.{name}.systematics: got {s!r}; expected one of the names under "
-                              f"'systematics' ({', '.join(model.systematics) or 'none defined'})")
+                              f"'systematics' ({', '.join(model.systematics) or 'none defined'})"
+                              + ("; btag_bc/btag_light need btagging.method weight or truth_tag" if s.startswith("btag_") else ""))
     for name, sel in model.selections.items():
         for what, labels in (("pairer", model.pairers), ("scorer", model.scorers)):
             if getattr(sel, what) not in labels:
