@@ -85,6 +85,8 @@ def inspect_file(path: str | Path, tag_check=None) -> FileInfo:
                 + (f" (and {len(missing) - 1} more: {', '.join(missing[1:4])})" if len(missing) > 1 else "")
                 + f", needed by the {layout.name} layout (see FORMATS.md)"
             )
+        if tag_check is not None:  # a ValueError here is the job's mistake, not the file's: not skipped
+            tag_check(path, tree, layout)
         coll, fields = layout.collections["genpart"]
         truth = layout.branch(coll, fields["pdg_id"]) in names
         return FileInfo(path, layout.name, layout.tree, int(tree.num_entries), truth)
