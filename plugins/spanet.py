@@ -102,6 +102,13 @@ class SpanetPairer(Pairer):
             self._n_jets = int(self._n_jets_option) if self._n_jets_option else self._graph_jet_count()
         return self._n_jets
 
+    @property
+    def dynamic_jets(self) -> bool:
+        """Whether the model may run at each event's own jet count (ours say so in metadata)."""
+        from hhcoffea.ml.spanet.onnx_export import METADATA_DYNAMIC_JETS
+
+        return dict(self.session.get_modelmeta().custom_metadata_map).get(METADATA_DYNAMIC_JETS) == "1"
+
     def _graph_jet_count(self) -> int:
         from hhcoffea.ml.spanet.onnx_export import METADATA_N_JETS
 
@@ -168,8 +175,19 @@ class SpanetPairer(Pairer):
         info = self.event_info
         block = jet_block(jets, self.n_jets)
         data = source_data(block, info.jet_features, log_transform=True)
-        assignments, detection = self.predict(data, block["mask"])
-        slots, _ = decode_assignments(assignments, block["mask"])  # (n, H, 2) positions among the N
+        mask = block["mask"]
+        if self.dynamic_jets:  # each jet multiplicity at its own N: attention costs N^2
+            counts = mask.sum(axis=1)
+            slots = np.full((n, info.n_particles, 2), -1, dtype=np.int64)
+            detection = np.zeros((n, info.n_particles), dtype=np.float32)
+            for k in np.unique(counts):  # at most n_jets groups, each batched
+                rows = np.flatnonzero(counts == k)
+                width = max(int(k), 1)
+                assignments, detection[rows] = self.predict(data[rows, :width], mask[rows, :width])
+                slots[rows] = decode_assignments(assignments, mask[rows, :width])[0]
+        else:
+            assignments, detection = self.predict(data, mask)
+            slots, _ = decode_assignments(assignments, mask)  # (n, H, 2) positions among the N
         found = (slots >= 0).all(axis=(1, 2))
         indices = np.take_along_axis(block["index"][:, None, :].repeat(slots.shape[1], 1), np.maximum(slots, 0), axis=2)
         accepted = found & (detection.max(axis=1, initial=0.0) >= self.detection_threshold)

@@ -21,7 +21,7 @@ from hhcoffea.pairing import get_pairer
 
 EXAMPLE_PACKAGE = Path(__file__).parent / "thirdparty" / "hhcoffea-example-pairer"
 PROBE_PLUGINS = Path(__file__).parent / "probe_plugins"  # module_probe and torch_pairer
-BUILTINS = {"min_dr", "dhh", "chi2", "mass_agnostic"}
+BUILTINS = {"min_dr", "dhh", "chi2", "mass_agnostic", "spanet"}
 
 
 def _env(*paths) -> dict:

@@ -511,3 +511,27 @@ def test_processor_gives_all_jets_to_a_pairer_that_asks_and_keeps_its_candidates
     np.testing.assert_allclose(h.values(), expected, rtol=1e-6)
     truth = out["histograms"]["pairing_truth"]
     assert truth[{"dataset": "X700", "pairer": "leading_all"}].sum(flow=True) > 0
+
+
+def test_shipped_model_pairs_out_of_the_box_and_per_multiplicity_runs_equal_padded_ones(monkeypatch):
+    """``pairers: {spanet: {}}``: the packaged model and its metadata event file; running each
+    jet multiplicity at its own N gives the pairs of running everything padded to 10 jets."""
+    from hhcoffea.plugins.spanet import SpanetPairer, default_model
+
+    assert default_model().is_file() and default_model().stat().st_size < 2_000_000
+    pairer = SpanetPairer()
+    assert pairer.n_jets == 10 and pairer.dynamic_jets and pairer.event_info.particle_names == ("h1", "h2")
+    rng = np.random.default_rng(9)
+    counts = rng.integers(4, 14, 400)
+    pt = rng.uniform(20, 250, counts.sum())
+    jets = ak.unflatten(ak.zip({"pt": pt, "eta": rng.normal(0, 1.5, len(pt)), "phi": rng.uniform(-3, 3, len(pt)),
+                                "mass": rng.uniform(5, 25, len(pt)), "btag": rng.random(len(pt)) < 0.6}), counts)
+    jets = jets[ak.argsort(jets.pt, ascending=False)]
+    grouped = pairer(jets)
+    monkeypatch.setattr(SpanetPairer, "dynamic_jets", property(lambda self: False))
+    padded = pairer(jets)
+    np.testing.assert_array_equal(grouped.higgs_jet_indices, padded.higgs_jet_indices)
+    assert grouped.accepted.all()
+    idx = grouped.higgs_jet_indices.reshape(len(jets), 4)
+    assert (np.sort(idx, axis=1)[:, 1:] != np.sort(idx, axis=1)[:, :-1]).all()  # four distinct jets
+    assert (idx < 10).all()  # only the 10 leading jets go in

@@ -19,10 +19,13 @@ from pathlib import Path
 
 from .training import load_checkpoint, model_from_checkpoint
 
-__all__ = ["METADATA_EVENT_INFO", "METADATA_N_JETS", "export_onnx", "onnx_names"]
+__all__ = ["METADATA_DYNAMIC_JETS", "METADATA_EVENT_INFO", "METADATA_N_JETS", "export_onnx", "onnx_names"]
 
 METADATA_EVENT_INFO = "spanet_event_info"
 METADATA_N_JETS = "spanet_num_jets"
+#: "1": the graph gives the same answer at any jet count (padding is masked everywhere), so a
+#: pairer may run each jet multiplicity at its own N (about twice as fast at 5 jets per event)
+METADATA_DYNAMIC_JETS = "spanet_dynamic_num_jets"
 
 
 def onnx_names(info) -> tuple[list[str], list[str]]:
@@ -83,7 +86,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path, n_jets: int = 10, op
         torch.onnx.export(wrapped, tuple(example), str(output), input_names=inputs, output_names=outputs,
                           dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True)
     proto = onnx.load(str(output))
-    for key, value in ((METADATA_EVENT_INFO, info.to_yaml()), (METADATA_N_JETS, str(n_jets)),
+    for key, value in ((METADATA_EVENT_INFO, info.to_yaml()), (METADATA_N_JETS, str(n_jets)), (METADATA_DYNAMIC_JETS, "1"),
                        ("producer", "hhcoffea train spanet")):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

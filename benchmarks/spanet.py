@@ -1,0 +1,131 @@
+"""SPA-Net pairer throughput: features + ONNX Runtime inference + decoding, events/s per core.
+
+Runs the ``spanet`` pairer (one intra-op thread) on four-tag events with up to 10 jets, for the
+shipped model and for a model of the seeds' size (hidden_dim 64, 4 central and 3 branch encoder
+layers, 10 jets; random weights: speed does not depend on them). Prints wall and CPU time per
+stage. Events: the testing file of ``hhcoffea export spanet jobs/spanet_training.yaml`` when it
+exists (``--data``), else a generated resonant sample.
+
+    python benchmarks/spanet.py [--events 50000] [--batch-size 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _jets_from_h5(path: Path, n_events: int) -> ak.Array:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        mask = f["INPUTS/Source/MASK"][:]
+        cols = {k: f[f"INPUTS/Source/{k}"][:] for k in ("pt", "eta", "sinphi", "cosphi", "mass", "btag")}
+    reps = int(np.ceil(n_events / len(mask)))
+    mask = np.tile(mask, (reps, 1))[:n_events]
+    cols = {k: np.tile(v, (reps, 1))[:n_events] for k, v in cols.items()}
+    counts = mask.sum(1)
+    flat = {
+        "pt": cols["pt"][mask], "eta": cols["eta"][mask], "phi": np.arctan2(cols["sinphi"], cols["cosphi"])[mask],
+        "mass": cols["mass"][mask], "btag": cols["btag"][mask] > 0.5,
+    }
+    return ak.unflatten(ak.zip(flat), counts)
+
+
+def _jets_generated(n_events: int, tmp: Path) -> ak.Array:
+    from coffea.nanoevents import NanoEventsFactory
+
+    from hhcoffea.emulation import generate
+    from hhcoffea.events import AutoSchema, event_model
+    from hhcoffea.columnar.selection import four_tag_flat
+
+    path = tmp / "X500.root"
+    generate("resonant", n_events * 16, path, seed=3, m_x=500.0)
+    events = NanoEventsFactory.from_root({str(path): "Events"}, schemaclass=AutoSchema, mode="eager").events()
+    model = event_model(events, with_truth=False)
+    tagged = four_tag_flat(model.jet_offsets, model.jet_column("pt"), model.jet_column("eta"), model.jet_column("btag"))
+    take, counts = model.jet_entries(tagged, model.jet_column("pt") >= 20.0)
+    return model.jets_at(take, counts)[:n_events]
+
+
+def _seeds_size_model(tmp: Path, event_yaml: Path) -> Path:
+    import torch
+
+    from hhcoffea.ml.spanet.event_info import EventInfo
+    from hhcoffea.ml.spanet.model import SpanetConfig, SpanetModel
+    from hhcoffea.ml.spanet.onnx_export import export_onnx
+
+    info = EventInfo.read(event_yaml) if event_yaml.exists() else None
+    if info is None:
+        from hhcoffea.ml.spanet.event_info import default_event_info
+
+        info = default_event_info(2)
+    torch.manual_seed(0)
+    model = SpanetModel(SpanetConfig(hidden_dim=64, num_encoder_layers=4, num_branch_encoder_layers=3,
+                                     num_attention_heads=4))
+    torch.save({"model_state": model.state_dict(), "config": model.config.to_dict(), "event_info": info.to_yaml(),
+                "epoch": 0, "options": {}, "history": []}, tmp / "seeds.pt")
+    return export_onnx(tmp / "seeds.pt", tmp / "seeds_size.onnx", n_jets=10)
+
+
+def _time(label: str, pairer, jets, repeats: int) -> dict:
+    from hhcoffea.ml.spanet.decoding import decode_assignments
+    from hhcoffea.ml.spanet.features import jet_block, source_data
+
+    pairer(jets[:100])  # session, jet count, warm caches
+    best = None
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        block = jet_block(jets, pairer.n_jets)
+        data = source_data(block, pairer.event_info.jet_features)
+        w1, c1 = time.perf_counter(), time.process_time()
+        assignments, _ = pairer.predict(data, block["mask"])
+        w2, c2 = time.perf_counter(), time.process_time()
+        decode_assignments(assignments, block["mask"])
+        w3, c3 = time.perf_counter(), time.process_time()
+        pairer(jets)
+        w4, c4 = time.perf_counter(), time.process_time()
+        row = {"features": c1 - c0, "inference": c2 - c1, "decoding": c3 - c2, "pairer_cpu": c4 - c3,
+               "pairer_wall": w4 - w3}
+        best = row if best is None or row["pairer_cpu"] < best["pairer_cpu"] else best
+    n = len(jets)
+    print(f"{label:<34} {n / best['pairer_cpu']:>10,.0f} ev/s per core (CPU)  {n / best['pairer_wall']:>10,.0f} ev/s wall  "
+          f"| features {1e6 * best['features'] / n:.2f} us, inference {1e6 * best['inference'] / n:.2f} us, "
+          f"decoding {1e6 * best['decoding'] / n:.2f} us per event")
+    return best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3)
+    root = Path(__file__).resolve().parents[1]
+    parser.add_argument("--data", type=Path, default=root / "output" / "spanet_training" / "data" / "testing.h5")
+    args = parser.parse_args(argv)
+
+    from hhcoffea.plugins.spanet import SpanetPairer, default_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        jets = _jets_from_h5(args.data, args.events) if args.data.exists() else _jets_generated(args.events, tmp)
+        counts = ak.to_numpy(ak.num(jets.pt))
+        print(f"{len(jets):,} events, jets per event: mean {counts.mean():.2f}, max {counts.max()}; one thread; "
+              f"batch {args.batch_size}")
+        shipped = SpanetPairer(model=str(default_model()), batch_size=args.batch_size, threads=1)
+        _time("shipped model (hh_default.onnx)", shipped, jets, args.repeats)
+        seeds = SpanetPairer(model=str(_seeds_size_model(tmp, args.data.parent / "event.yaml")),
+                             batch_size=args.batch_size, threads=1)
+        _time("seeds' size (64, 4+3 layers, 10 jets)", seeds, jets, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
