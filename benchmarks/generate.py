@@ -4,6 +4,7 @@
     python benchmarks/generate.py -n 1000000      # more events
     python benchmarks/generate.py --calibrate     # re-measure the four-tag efficiencies behind
                                                   # the resonant/QCD cross-section tables
+    python benchmarks/generate.py --n-shower 0    # without the showered (Pythia 8) rate
 
 The rate is wall-clock time of ``generate()`` (generation + detector emulation + writing the ROOT
 file and its JSON sidecar) divided by the number of events.
@@ -51,6 +52,22 @@ def benchmark(n_events: int, repeat: int, workdir: Path) -> dict[str, float]:
     return rates
 
 
+def benchmark_shower(n_events: int, workers: int, workdir: Path) -> float:
+    """Showered generation (Pythia 8 + FastJet, --shower pythia) of non-resonant SM hh."""
+    from hhcoffea.emulation.shower import available
+
+    if not available():
+        print("showered     (pythia8mc/fastjet not installed: pip install 'hhcoffea[shower]')")
+        return float("nan")
+    start, cpu = time.perf_counter(), time.process_time()
+    generate("nonresonant", n_events, workdir / "showered.root", seed=1, shower="pythia", workers=workers)
+    wall = time.perf_counter() - start
+    rate = n_events / wall
+    print(f"{'showered':12s} {rate:12,.0f} events/s  (nonresonant, --shower pythia, n = {n_events:,}, "
+          f"{workers} worker(s); {rate / workers:,.0f} per worker)")
+    return rate
+
+
 def calibrate(n_events: int, seed: int = 1) -> None:
     wp = C.RESONANT_WORKING_POINT
     print(f"# four-tag efficiencies, {wp}, {n_events:,} events each, seed {seed}")
@@ -87,12 +104,16 @@ def main() -> int:
     parser.add_argument("-n", "--n-events", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--calibrate", action="store_true", help="measure four-tag efficiencies instead")
+    parser.add_argument("--n-shower", type=int, default=1000, help="showered events to time (0: skip)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the showered run")
     args = parser.parse_args()
     if args.calibrate:
         calibrate(args.n_events)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         benchmark(args.n_events, args.repeat, Path(tmp))
+        if args.n_shower > 0:
+            benchmark_shower(args.n_shower, args.workers, Path(tmp))
     return 0
 
 

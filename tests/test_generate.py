@@ -130,11 +130,11 @@ def test_deterministic_for_a_seed(tmp_path):
 # Pinned with the code before the generator became a subpackage (hhcoffea/generate.py, commit
 # fddfd0a): events of a fixed seed must not change when the code is reorganised. Counts are exact;
 # sums of float32 columns to 1e-9 (one flipped jet would move them by ~1e-4).
-GOLDEN = {
-    "resonant": ({"m_x": 700.0}, 9612, 4876, 19013, 1053881.164346695, 76846.185503304),
-    "nonresonant": ({"kappa_lambda": 3.0}, 9449, 5161, 16954, 895898.0234050751, 69153.77700397372),
-    "qcd": ({}, 8694, 4476, 12994, 712665.0229816437, 58564.093244314194),
-    "ttbar": ({}, 12077, 2606, 24925, 735255.9352893829, 59993.993555128574),
+GOLDEN = {  # re-pinned when the emulation was calibrated against showered samples (FSR, more ISR/UE)
+    "resonant": ({"m_x": 700.0}, 11642, 5011, 21944, 1090194.963710785, 80779.03936165571),
+    "nonresonant": ({"kappa_lambda": 3.0}, 11436, 5367, 19971, 934672.148569107, 71703.49035272002),
+    "qcd": ({}, 10571, 4668, 15988, 748872.5969219208, 63862.86797362566),
+    "ttbar": ({}, 13868, 2702, 27852, 779756.5382480621, 61957.80090302229),
 }
 
 
@@ -215,10 +215,10 @@ def test_truth_paired_higgs_masses(resonant_file):
     qeta = ak.to_numpy(ev.GenPart_eta[is_b]).astype(float)
     qphi = ak.to_numpy(ev.GenPart_phi[is_b]).astype(float)
     idx, ok, pad = _match(qeta, qphi, jets)
-    # jets matched to Higgs b quarks carry hadronFlavour 5 (but for the rare light jet that the
-    # angular smearing moves within 0.4 of a b quark whose own jet fell below threshold)
+    # jets matched to Higgs b quarks carry hadronFlavour 5 (but for the rare light jet nearer to
+    # the quark than its own: a wide FSR gluon whose b recoiled away, as in a shower)
     flav = ak.to_numpy(ak.fill_none(ak.pad_none(jets.flav, pad["pt"].shape[1], clip=True), -1))
-    assert np.mean(np.take_along_axis(flav, idx, 1)[ok] == 5) > 0.999
+    assert np.mean(np.take_along_axis(flav, idx, 1)[ok] == 5) > 0.99
     distinct = np.all(np.diff(np.sort(idx, axis=1), axis=1) > 0, axis=1)
     jpt = np.take_along_axis(pad["pt"], idx, 1)
     jeta = np.take_along_axis(pad["eta"], idx, 1)

@@ -1,13 +1,16 @@
-"""The event pipeline: argument checks, one random stream per chunk, hard process -> detector.
+"""The event pipeline: argument checks, one random stream per chunk, hard process -> detector
+(the fast emulation, ``detector.simulate``) or -> parton shower (``shower.shower``).
 
 Determinism: each chunk has its own ``np.random.default_rng`` seeded from (seed, process,
-m_x, kappa_lambda, chunk index), so a given (seed, parameters, chunk_size) always gives
-byte-identical arrays; different seeds (or masses, kappas) give independent samples.
+m_x, kappa_lambda, chunk index), so a given (seed, parameters, chunk_size, shower) always gives
+byte-identical arrays, whether the chunks run in one process or on ``workers`` processes;
+different seeds (or masses, kappas) give independent samples.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ProcessPoolExecutor
 
 import awkward as ak
 import numpy as np
@@ -16,12 +19,17 @@ from .. import constants as C
 from .detector import simulate
 from .processes import HARD_PROCESSES, PROCESSES
 
-__all__ = ["check_arguments", "generate_arrays", "iter_chunks"]
+__all__ = ["CHUNK_SIZE", "SHOWER_CHUNK_SIZE", "check_arguments", "default_chunk_size", "generate_arrays", "iter_chunks"]
+
+CHUNK_SIZE = 200_000  # fast emulation: events per chunk
+SHOWER_CHUNK_SIZE = 500  # showered: ~6 s of Pythia per chunk, so the progress bar moves
 
 
-def check_arguments(process, n_events, m_x, kappa_lambda, working_point, chunk_size, seed=0):
+def check_arguments(process, n_events, m_x, kappa_lambda, working_point, chunk_size, seed=0, shower=None):
     """Validated ``(m_x, kappa_lambda, working_point)`` with defaults filled in; a one-line
     ValueError naming the argument otherwise."""
+    if shower is not None and shower not in ("pythia",):
+        raise ValueError(f"unknown shower {shower!r}; choose 'pythia' or none (the fast emulation)")
     if process not in PROCESSES:
         raise ValueError(f"unknown process {process!r}; choose one of {', '.join(PROCESSES)}")
     if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events < 1:
@@ -60,23 +68,62 @@ def _chunk_rng(seed, process, m_x, kappa_lambda, index):
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
-def iter_chunks(process, n_events, *, seed=0, m_x=None, kappa_lambda=None, working_point=None, chunk_size=200_000):
-    """Yield the event content chunk by chunk (dicts of awkward/numpy arrays as written)."""
-    m_x, kappa_lambda, working_point = check_arguments(process, n_events, m_x, kappa_lambda, working_point, chunk_size, seed)
-    for index, start in enumerate(range(0, int(n_events), int(chunk_size))):
-        n = min(int(chunk_size), int(n_events) - start)
-        rng = _chunk_rng(seed, process, m_x, kappa_lambda, index)
-        hard = HARD_PROCESSES[process](rng, n, m_x, kappa_lambda)
-        yield simulate(rng, hard, working_point)
+def _chunk(task):
+    """One chunk's events (top level, so that a process pool can run it)."""
+    process, n, seed, m_x, kappa_lambda, working_point, index, shower = task
+    rng = _chunk_rng(seed, process, m_x, kappa_lambda, index)
+    hard = HARD_PROCESSES[process](rng, n, m_x, kappa_lambda)
+    if shower is None:
+        return simulate(rng, hard, working_point)
+    from .shower import SPARE_EVENTS, shower as run_shower
+
+    spare = HARD_PROCESSES[process](rng, max(int(SPARE_EVENTS[0] * n), SPARE_EVENTS[1]), m_x, kappa_lambda)
+    return run_shower(rng, hard, process, working_point, m_x=m_x, spare=spare)
 
 
-def generate_arrays(process, n_events, *, seed=0, m_x=None, kappa_lambda=None, working_point=None, chunk_size=200_000):
+def default_chunk_size(shower=None) -> int:
+    """Events per chunk when none is given: ``CHUNK_SIZE``, or ``SHOWER_CHUNK_SIZE`` showered."""
+    return CHUNK_SIZE if shower is None else SHOWER_CHUNK_SIZE
+
+
+def iter_chunks(process, n_events, *, seed=0, m_x=None, kappa_lambda=None, working_point=None, chunk_size=None,
+                shower=None, workers=1):
+    """Yield the event content chunk by chunk, in order (dicts of awkward/numpy arrays as written).
+
+    ``shower``: None (fast emulation) or ``"pythia"``; ``workers`` > 1 runs the chunks on a
+    process pool (a few chunks ahead of the one yielded), with the same events."""
+    chunk_size = default_chunk_size(shower) if chunk_size is None else chunk_size
+    m_x, kappa_lambda, working_point = check_arguments(process, n_events, m_x, kappa_lambda, working_point,
+                                                       chunk_size, seed, shower)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    tasks = [
+        (process, min(int(chunk_size), int(n_events) - start), seed, m_x, kappa_lambda, working_point, index, shower)
+        for index, start in enumerate(range(0, int(n_events), int(chunk_size)))
+    ]
+    if workers == 1 or len(tasks) == 1:
+        for task in tasks:
+            yield _chunk(task)
+        return
+    with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+        ahead = 2 * int(workers)  # bounded: results wait in memory only a few chunks
+        pending = [pool.submit(_chunk, t) for t in tasks[:ahead]]
+        for i in range(len(tasks)):
+            result = pending[i].result()
+            pending[i] = None
+            if i + ahead < len(tasks):
+                pending.append(pool.submit(_chunk, tasks[i + ahead]))
+            yield result
+
+
+def generate_arrays(process, n_events, *, seed=0, m_x=None, kappa_lambda=None, working_point=None, chunk_size=None,
+                    shower=None, workers=1):
     """The same events ``generate`` writes, in memory: a dict of awkward arrays
     (``Jet``, ``GenPart``, ``Electron``, ``Muon`` jagged records) and numpy arrays (``MET_pt``,
     ``MET_phi``, ``genWeight``)."""
     chunks = list(
         iter_chunks(process, n_events, seed=seed, m_x=m_x, kappa_lambda=kappa_lambda,
-                    working_point=working_point, chunk_size=chunk_size)
+                    working_point=working_point, chunk_size=chunk_size, shower=shower, workers=workers)
     )
     out = {}
     for key, first in chunks[0].items():

@@ -6,18 +6,21 @@ non-resonant samples), ``xsec_source`` (where that number comes from), ``n_gener
 ``kappa_lambda``, ``working_point``, ``seed``, ``chunk_size``, ``branching_ratio`` (BR(hh -> 4b)
 for nonresonant, else null), ``sqrt_s`` in GeV (13000.0) and ``tree`` = "Events". Files are
 written with LZ4 compression (ZLIB would cap the rate at ~30k events/s); reading them needs the
-``lz4`` and ``xxhash`` modules, as any LZ4 ROOT file does.
+``lz4`` and ``xxhash`` modules, as any LZ4 ROOT file does. ``shower`` is null for the fast
+emulation or ``"pythia"`` for showered samples (``generator`` then names the Pythia and FastJet
+versions).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import uproot
 
 from .. import constants as C
-from .chunks import check_arguments, iter_chunks
+from .chunks import check_arguments, default_chunk_size, iter_chunks
 from .xsec import SQRT_S, XSEC_SOURCE, sample_xsec_fb
 
 __all__ = ["TREE_NAME", "btag_bits", "generate"]
@@ -43,6 +46,20 @@ def _compression():
     return uproot.LZ4(1)
 
 
+@contextlib.contextmanager
+def _progress(show: bool, total: int, path):
+    """A rich progress bar of events written (a no-op when ``show`` is false)."""
+    if not show:
+        yield lambda k: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"generating {Path(path).name}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("events", total=int(total))
+        yield lambda k: bar.advance(task, k)
+
+
 def generate(
     process: str,
     n_events: int,
@@ -52,23 +69,36 @@ def generate(
     m_x: float | None = None,
     kappa_lambda: float | None = None,
     working_point: str | None = None,
-    chunk_size: int = 200_000,
+    chunk_size: int | None = None,
+    shower: str | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> dict:
     """Write ``n_events`` emulated events of ``process`` to ``path`` (tree ``Events``, FORMATS.md
-    layout 2) and ``<path>.json``; return the metadata dict written there (see the module docstring)."""
-    m_x_c, kappa_c, wp = check_arguments(process, n_events, m_x, kappa_lambda, working_point, chunk_size, seed)
+    layout 2) and ``<path>.json``; return the metadata dict written there (see the module docstring).
+
+    ``shower="pythia"`` showers the same hard process with Pythia 8 instead of the fast
+    emulation (``hhcoffea.emulation.shower``; ~80 events/s per worker); ``workers`` runs chunks
+    on a process pool (same events); ``progress`` shows a progress bar of events written."""
+    chunk_size = default_chunk_size(shower) if chunk_size is None else chunk_size
+    m_x_c, kappa_c, wp = check_arguments(process, n_events, m_x, kappa_lambda, working_point, chunk_size, seed, shower)
+    if shower is not None:
+        from .shower import _require, version
+
+        _require()  # before any file is touched
     xsec = float(sample_xsec_fb(process, m_x_c, kappa_c))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     chunks = iter_chunks(process, n_events, seed=seed, m_x=m_x, kappa_lambda=kappa_lambda,
-                         working_point=working_point, chunk_size=chunk_size)
-    with uproot.recreate(path, compression=_compression()) as fout:
+                         working_point=working_point, chunk_size=chunk_size, shower=shower, workers=workers)
+    with uproot.recreate(path, compression=_compression()) as fout, _progress(progress, n_events, path) as advance:
         tree = None
         for chunk in chunks:
             if tree is None:
                 tree = fout.mktree(TREE_NAME, chunk, title="hhcoffea emulated events")
             else:
                 tree.extend(chunk)
+            advance(len(chunk["genWeight"]))
     meta = {
         "process": process,
         "file": str(path),
@@ -84,7 +114,9 @@ def generate(
         "sqrt_s": SQRT_S,
         "chunk_size": int(chunk_size),
         "branching_ratio": C.BR_HH_4B if process == "nonresonant" else None,
-        "generator": "hhcoffea.emulation (parametric emulation, not a Monte Carlo generator)",
+        "shower": shower,
+        "generator": (f"hhcoffea.emulation hard process + {version()} + Delphes-like resolution and b-tagging"
+                      if shower else "hhcoffea.emulation (parametric emulation, not a Monte Carlo generator)"),
     }
     Path(str(path) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -54,11 +54,14 @@ def ensure_samples(job: Job, console=None) -> dict:
         expected = {"process": sample["process"], "n_generated": int(sample["n_events"]), "seed": seed, **options}
         expected["xsec_fb"] = sample_xsec_fb(sample["process"], options.get("m_x"), options.get("kappa_lambda"))
         expected["btag_bits"] = btag_bits()  # samples from before one bit per working point are remade
+        expected["shower"] = options.get("shower")  # a showered file is not a fast one
         meta = json.loads(sidecar.read_text()) if path.exists() and sidecar.exists() else None
         if meta is None or any(meta.get(k) != v for k, v in expected.items()):
             if console:
                 console.print(f"[dim]generating {name}: {sample}[/dim]")
-            meta = generate(sample["process"], int(sample["n_events"]), path, seed=seed, **options)
+            # showered samples are slow: their chunks run on the job's worker count
+            workers = int((job.config.get("executor") or {}).get("workers") or 1) if options.get("shower") else 1
+            meta = generate(sample["process"], int(sample["n_events"]), path, seed=seed, workers=workers, **options)
         datasets[name] = {"files": [str(path)], "metadata": _dataset_metadata(meta)}
     return datasets
 

@@ -285,12 +285,13 @@ class SampleSection(Section):
     m_x: Optional[float] = Field(None, description="X mass [GeV] (resonant only)")
     kappa_lambda: Optional[float] = Field(None, description="kappa_lambda (nonresonant only; default 1)")
     working_point: Optional[str] = Field(None, description="MV2c10_70 or DL1r_77 (default by process)")
+    shower: Optional[Literal["pythia"]] = Field(None, description="pythia: shower with Pythia 8 (slow) instead of the fast emulation")
 
     @model_validator(mode="after")
     def _arguments(self):
         from ..emulation.chunks import check_arguments
 
-        check_arguments(self.process, self.n_events, self.m_x, self.kappa_lambda, self.working_point, 1)
+        check_arguments(self.process, self.n_events, self.m_x, self.kappa_lambda, self.working_point, 1, 0, self.shower)
         return self
 
 

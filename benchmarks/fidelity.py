@@ -1,0 +1,247 @@
+"""Fidelity of the fast emulation against showered samples (Pythia 8 + FastJet) and the seeds.
+
+    python benchmarks/fidelity.py                       # table + plots; showers missing samples
+    python benchmarks/fidelity.py --showered data/fidelity --n-shower 10000 --workers 2
+    python benchmarks/fidelity.py --fast-only           # the fast side only (calibration loop)
+
+For each signal sample (non-resonant kappa_lambda = 1, 5, -5; resonant m_X = 500) it compares,
+on four-tag events (>= 4 b-tagged jets with pT > 40, |eta| < 2.5, the processor's cut):
+
+* **matched**: the fraction that is fully reconstructable (each b quark of a Higgs ΔR < 0.4
+  matched to its own jet among all jets with pT >= 20 GeV, no quark with two jets in its cone);
+  seed 000 tables 1-3 (SM 0.797, kappa_lambda = 5 0.745, resonant 0.806).
+* **jets 4/5/>=6**: jet multiplicity (all jets pT >= 20 GeV) of the matched events; seed 000
+  table 1: SM 35% / 36% / 29%.
+* **m_h1, m_h2**: peak (mode of 2 GeV bins, smoothed) of the truth-paired candidate masses, h1
+  the one with the higher scalar-sum jet pT; the reference analysis centres its X_hh on 120 / 110.
+* **min-ΔR efficiency**: fraction of matched events where ``min_dr`` gets both Higgs right; seed
+  000 table 24: 0.644 / 0.809 / 0.395 at kappa_lambda = -5 / 1 / 5.
+
+Showered samples are slow (~80 events/s per worker): they are made once into ``--showered`` and
+reused. The fast samples are made in memory each time (the same hard-process settings).
+Writes ``fidelity.md`` and ``fidelity.png`` to ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from hhcoffea import constants as C
+from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
+from hhcoffea.emulation import generate, generate_arrays
+from hhcoffea.emulation.calibration import four_tag_passed
+from hhcoffea.events.model import higgs_bquarks
+from hhcoffea.pairing import get_pairer
+
+SAMPLES = {  # name: (process, m_x, kappa_lambda, showered seed)
+    "hh_k1": ("nonresonant", None, 1.0, 101),
+    "X500": ("resonant", 500.0, None, 102),
+    "hh_k5": ("nonresonant", None, 5.0, 103),
+    "hh_km5": ("nonresonant", None, -5.0, 104),
+}
+# seed 000: tables 1-3 (matched fraction and its jet-multiplicity split) and table 24 (min-dR)
+SEEDS = {
+    "hh_k1": {"matched": 0.797, "jets": (0.280 / 0.797, 0.287 / 0.797, 0.229 / 0.797), "min_dr": 0.809},
+    "X500": {"matched": 0.806, "jets": (0.316 / 0.806, 0.282 / 0.806, 0.208 / 0.806)},
+    "hh_k5": {"matched": 0.745, "jets": (0.315 / 0.745, 0.255 / 0.745, 0.174 / 0.745), "min_dr": 0.395},
+    "hh_km5": {"min_dr": 0.644},
+}
+MASS_BINS = np.arange(40.0, 200.0, 2.0)
+
+
+def _events_from_file(path):
+    with uproot.open(path) as f:
+        a = f["Events"].arrays(library="ak")
+    jets = ak.zip({"pt": a.Jet_pt, "eta": a.Jet_eta, "phi": a.Jet_phi, "mass": a.Jet_mass, "btag": a.Jet_btag & 1})
+    gen = ak.zip({"pt": a.GenPart_pt, "eta": a.GenPart_eta, "phi": a.GenPart_phi, "mass": a.GenPart_mass,
+                  "pdg_id": a.GenPart_pdgId, "mother": a.GenPart_genPartIdxMother})
+    return jets, gen
+
+
+def _events_from_arrays(arrays):
+    j, g = arrays["Jet"], arrays["GenPart"]
+    jets = ak.zip({"pt": j.pt, "eta": j.eta, "phi": j.phi, "mass": j.mass, "btag": j.btag & 1})
+    gen = ak.zip({"pt": g.pt, "eta": g.eta, "phi": g.phi, "mass": g.mass, "pdg_id": g.pdgId, "mother": g.genPartIdxMother})
+    return jets, gen
+
+
+def _pair_mass(jets, pairs):
+    """Masses (n, 2) and scalar pT sums (n, 2) of jet-index pairs (n, 2, 2) into ``jets``."""
+    from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
+
+    width = max(int(ak.max(ak.num(jets.pt))), 1)
+    block = {f: ak.to_numpy(ak.fill_none(ak.pad_none(jets[f], width, clip=True), 0.0)).astype(np.float64)
+             for f in ("pt", "eta", "phi", "mass")}
+    rows = np.arange(len(pairs))[:, None, None]
+    idx = np.maximum(pairs, 0)
+    p = to_cartesian(*(block[f][rows, idx] for f in ("pt", "eta", "phi", "mass")))
+    mass = invariant_mass(*(c.sum(axis=2) for c in p))
+    return mass, block["pt"][rows, idx].sum(axis=2)
+
+
+def measure(jets, gen) -> dict:
+    """The fidelity quantities of one sample (see the module docstring)."""
+    tagged = four_tag_passed(jets)
+    jets, gen = jets[tagged], gen[tagged]
+    bq = higgs_bquarks(gen)
+    matched, higgs_id, ambiguous = match_quarks(jets, bq, n_higgs=2)
+    # min-dR on the selected jets (pT > 40, |eta| < 2.5), mapped back to all-jet indices
+    good = (jets.pt > C.FOUR_TAG_PT_MIN) & (np.abs(jets.eta) < C.FOUR_TAG_ETA_MAX)
+    selected = jets[good]
+    position = ak.local_index(jets.pt)[good]
+    result = get_pairer("min_dr")(selected)
+    width = max(int(ak.max(ak.num(position))), 1)
+    pos = ak.to_numpy(ak.fill_none(ak.pad_none(position, width, clip=True), -1))
+    chosen = np.where(result.higgs_jet_indices >= 0,
+                      np.take_along_axis(pos[:, None, :].repeat(2, 1), np.maximum(result.higgs_jet_indices, 0), axis=2), -1)
+    n_correct, full = correct_higgs_count(chosen, matched, higgs_id, ambiguous)
+    n_jets = ak.to_numpy(ak.num(jets.pt))[full]
+    # truth pairs of the matched events: the two jets of each Higgs
+    true_pairs = np.stack([np.sort(np.where(higgs_id == h, matched, 10**6), axis=1)[:, :2] for h in (0, 1)], axis=1)
+    m, spt = _pair_mass(jets[full], true_pairs[full])
+    lead = np.argmax(spt, axis=1)
+    m_h1 = np.take_along_axis(m, lead[:, None], axis=1)[:, 0]
+    m_h2 = np.take_along_axis(m, 1 - lead[:, None], axis=1)[:, 0]
+    return {
+        "n_four_tag": int(tagged.sum()),
+        "four_tag_eff": float(tagged.mean()),
+        "matched": float(full.mean()),
+        "jets": tuple(float(np.mean(k)) for k in (n_jets == 4, n_jets == 5, n_jets >= 6)),
+        "m_h1": _peak(m_h1), "m_h2": _peak(m_h2),
+        "m_h1_median": float(np.median(m_h1)), "m_h2_median": float(np.median(m_h2)),
+        "min_dr": float((n_correct[full] == 2).mean()),
+        "hist_h1": np.histogram(m_h1, MASS_BINS)[0], "hist_h2": np.histogram(m_h2, MASS_BINS)[0],
+        "n_jets_hist": np.bincount(np.minimum(n_jets, 10), minlength=11),
+    }
+
+
+def _peak(values):
+    """Mode of 2 GeV bins after a 5-bin triangular smoothing (stable on a few hundred events)."""
+    h, edges = np.histogram(values, MASS_BINS)
+    smooth = np.convolve(h, np.array([1, 2, 3, 2, 1]) / 9.0, mode="same")
+    i = int(np.argmax(smooth))
+    return float(0.5 * (edges[i] + edges[i + 1]))
+
+
+def _showered_file(folder: Path, name: str, n: int, workers: int) -> Path:
+    process, m_x, kappa, seed = SAMPLES[name]
+    path = folder / f"{name}.root"
+    side = Path(str(path) + ".json")
+    if not (path.exists() and side.exists() and json.loads(side.read_text()).get("shower") == "pythia"):
+        start = time.perf_counter()
+        generate(process, n, path, seed=seed, m_x=m_x, kappa_lambda=kappa, shower="pythia", workers=workers, progress=True)
+        print(f"# showered {name}: {n} events in {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def _fmt(v, spec="{:.3f}"):
+    return "—" if v is None else spec.format(v)
+
+
+def table(results: dict) -> str:
+    """Markdown table: one row per sample and source (fast, showered, seeds)."""
+    lines = ["| sample | source | four-tag events | matched | jets 4 / 5 / ≥6 (matched) | m_h1 / m_h2 peak [GeV] | m_h1 / m_h2 median | min-ΔR eff. |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, by_source in results.items():
+        for source, r in by_source.items():
+            jets = r.get("jets")
+            jets_s = "—" if jets is None else " / ".join(f"{100 * x:.0f}%" for x in jets)
+            if source == "seeds":
+                peaks, medians, n4 = "120 / 110 (X_hh centres)", "—", "—"
+            else:
+                peaks = f"{r['m_h1']:.0f} / {r['m_h2']:.0f}"
+                medians = f"{r['m_h1_median']:.1f} / {r['m_h2_median']:.1f}"
+                n4 = f"{r['n_four_tag']:,} ({100 * r['four_tag_eff']:.1f}%)"
+            lines.append(f"| {name} | {source} | {n4} | {_fmt(r.get('matched'))} | {jets_s} | {peaks} | {medians} | {_fmt(r.get('min_dr'))} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    centres = 0.5 * (MASS_BINS[1:] + MASS_BINS[:-1])
+    colours = {"fast": "tab:blue", "shower": "tab:red", "seeds": "black"}
+    # matched fraction and min-dR efficiency: points per sample
+    for ax, key, title in ((axes[0, 0], "matched", "fully matched four-tag fraction"),
+                           (axes[0, 1], "min_dr", "min-ΔR pairing efficiency (matched events)")):
+        for k, source in enumerate(("fast", "shower", "seeds")):
+            xs = [i + 0.2 * (k - 1) for i, n in enumerate(names) if results[n].get(source, {}).get(key) is not None]
+            ys = [results[n][source][key] for n in names if results[n].get(source, {}).get(key) is not None]
+            ax.plot(xs, ys, "o", color=colours[source], label=source)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_title(title)
+        ax.legend()
+    # jet multiplicity of hh_k1
+    ax = axes[0, 2]
+    for k, source in enumerate(("fast", "shower", "seeds")):
+        r = results.get("hh_k1", {}).get(source)
+        if r and r.get("jets"):
+            ax.bar(np.arange(3) + 0.27 * (k - 1), r["jets"], width=0.27, color=colours[source], label=source)
+    ax.set_xticks(range(3), ["4", "5", "≥6"])
+    ax.set_title("jet multiplicity (pT ≥ 20 GeV), matched SM events")
+    ax.legend()
+    for ax, name in zip(axes[1], ("hh_k1", "X500", "hh_k5")):
+        for source in ("fast", "shower"):
+            r = results.get(name, {}).get(source)
+            if not r:
+                continue
+            for key, style in (("hist_h1", "-"), ("hist_h2", "--")):
+                h = r[key] / max(r[key].sum(), 1)
+                ax.step(centres, h, style, where="mid", color=colours[source], label=f"{source} {key[-2:]}")
+        ax.axvline(120, color="grey", lw=0.5)
+        ax.axvline(110, color="grey", lw=0.5, ls="--")
+        ax.set_title(f"{name}: truth-paired m_h1 (solid), m_h2 (dashed)")
+        ax.set_xlabel("mass [GeV]")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--showered", default="data/fidelity", help="folder of the showered samples (made when missing)")
+    parser.add_argument("--n-shower", type=int, default=10_000, help="events per showered sample when one is made")
+    parser.add_argument("--n-fast", type=int, default=300_000, help="events per fast sample")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--fast-only", action="store_true", help="only the fast emulation (no showered samples)")
+    parser.add_argument("--output", default="output/fidelity")
+    parser.add_argument("--samples", nargs="*", default=list(SAMPLES))
+    args = parser.parse_args()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in args.samples:
+        process, m_x, kappa, seed = SAMPLES[name]
+        results[name] = {}
+        start = time.perf_counter()
+        arrays = generate_arrays(process, args.n_fast, seed=seed + 1000, m_x=m_x, kappa_lambda=kappa)
+        rate = args.n_fast / (time.perf_counter() - start)
+        results[name]["fast"] = measure(*_events_from_arrays(arrays))
+        print(f"# {name}: fast emulation {rate:,.0f} events/s (in memory)")
+        if not args.fast_only:
+            path = _showered_file(Path(args.showered), name, args.n_shower, args.workers)
+            results[name]["shower"] = measure(*_events_from_file(path))
+        if name in SEEDS:
+            results[name]["seeds"] = SEEDS[name]
+    text = table(results)
+    print(text)
+    (out / "fidelity.md").write_text(text + "\n")
+    plot(results, out / "fidelity.png")
+    print(f"# wrote {out / 'fidelity.md'} and {out / 'fidelity.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
