@@ -120,3 +120,16 @@ def test_les_houches_events_conserve_momentum_and_colour():
         colours = set(final[:, 4][final[:, 4] > 0]) | set(incoming[:, 5][incoming[:, 5] > 0])
         anticolours = set(final[:, 5][final[:, 5] > 0]) | set(incoming[:, 4][incoming[:, 4] > 0])
         assert colours == anticolours, process
+
+
+def test_resonant_truth_has_two_distinct_higgs_with_their_own_quarks(tmp_path):
+    generate("resonant", 60, tmp_path / "x.root", seed=2, m_x=500.0, shower="pythia")
+    _, ev = _branches(tmp_path / "x.root")
+    assert ev.GenPart_pdgId.to_list() == [[35, 25, 25, 5, -5, 5, -5]] * 60
+    assert ev.GenPart_genPartIdxMother.to_list() == [[-1, 0, 0, 1, 1, 2, 2]] * 60
+    # X -> h h takes each Higgs once: different b quarks, and each Higgs is the sum of its own
+    assert ak.all(ev.GenPart_pt[:, 3] != ev.GenPart_pt[:, 5])
+    for first in (3, 5):
+        px, py, pz, e = to_cartesian_regular(ev, slice(first, first + 2))
+        m = np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0))
+        assert np.allclose(m, C.HIGGS_MASS, rtol=1e-3)

@@ -259,14 +259,20 @@ def _truth(hard: HardProcess, counts, starts, cols):
         if mother[j] < 0:  # 0 system, 1-2 beams, 3-4 incoming, then the outgoing in LHE order
             local[:, j] = 5 + top_rank
             top_rank += 1
-        else:  # among the decay products of the mother's last copy, the one with this pdgId
+        else:  # among the decay products of the mother's last copy, the k-th with this pdgId
+            # (k = earlier siblings with the same pdgId: X -> h h takes the first, then the second)
             parent = starts + local[:, mother[j]]
             d1, d2 = cols["daughter1"][parent], cols["daughter2"][parent]
+            siblings = [i for i in range(j) if mother[i] == mother[j]]
+            rank = (pdg_hard[:, siblings] == pdg_hard[:, j : j + 1]).sum(axis=1) if siblings else np.zeros(n, dtype=np.int64)
             found = np.full(n, -1, dtype=np.int64)
+            seen = np.zeros(n, dtype=np.int64)
             for r in range(4):  # two- or three-body decays
                 cand = d1 + r
-                ok = (found < 0) & (cand <= d2) & (cols["id"][starts + np.minimum(cand, counts - 1)] == pdg_hard[:, j])
+                same = (cand <= d2) & (cols["id"][starts + np.minimum(cand, counts - 1)] == pdg_hard[:, j])
+                ok = (found < 0) & same & (seen == rank)
                 found[ok] = cand[ok]
+                seen += same
             local[:, j] = np.maximum(found, 0)
         if not final[j]:  # a resonance: where it decays
             local[:, j] = _last_copy(local[:, j], starts, cols, through_branchings=True)
