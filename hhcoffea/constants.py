@@ -69,6 +69,15 @@ KAPPA_LAMBDA_SM = 1.0  # the stated hypothesis of the expected kappa_lambda cons
 # expected kappa_lambda intervals at 300 fb^-1, 14 TeV (paper table VI, mu as POI, CLs)
 REFERENCE_KAPPA_INTERVAL_MIN_DR_DNN = (-1.44, 8.49)
 REFERENCE_KAPPA_INTERVAL_SPANET = (-1.57, 7.49)
+# the same rows of table VI with kappa_lambda as POI (seed 003 sec. VI, table VI right half;
+# PHYSICS.md "Statistics"): expected profile-likelihood intervals, 300 fb^-1, 14 TeV
+REFERENCE_KAPPA_INTERVALS_TABLE_VI_KAPPA_POI = {
+    "cut_based_min_dr": (-3.27, 10.33),
+    "cut_based_spanet": (-3.55, 10.43),
+    "dnn_min_dr": (-1.44, 8.49),
+    "dnn_spanet": (-1.72, 8.99),
+    "spanet": (-1.56, 7.57),
+}
 # equivalent luminosity: mixing SPANet2 at 300 fb^-1 <-> min-dR DNN at ~400 fb^-1
 # (seed 000 table 28: 405 profile likelihood, 425 CLs)
 REFERENCE_EQUIVALENT_LUMINOSITY = {"profile": 405.0, "cls": 425.0}
