@@ -199,8 +199,7 @@ class HH4bProcessor(processor.ProcessorABC):
                 "resonant_control": res_veto_ok & ~in_sr,
             }
             if self.scoring is not None or self.feature_export == label:
-                regions.update(self._score(out, dataset, label, variation, w, regions, cand, model, tagged, selected,
-                                           indices))
+                regions.update(self._score(out, dataset, label, fills, regions, cand, model, tagged, selected, indices))
             values = {
                 "m_hh": cand["m_hh"],
                 "pt_hh": cand["pt_hh"],
@@ -248,14 +247,16 @@ class HH4bProcessor(processor.ProcessorABC):
             if truth is not None:
                 self._fill_truth(hists, dataset, label, indices, truth, pairer_take, pairer_starts)
 
-    def _score(self, out, dataset, label, variation, w, regions, cand, model, tagged, selected, indices) -> dict:
+    def _score(self, out, dataset, label, fills, regions, cand, model, tagged, selected, indices) -> dict:
         """Masks of the score-based selections with a numeric threshold (their scores and m_hh
         go into ``score``/``m_hh_score``), and this chunk's feature-table rows when exporting."""
         columns = lazy_event_columns(model, tagged, selected, indices, cand)
         masks = {}
         if self.scoring is not None:
-            masks = self.scoring.fill(out["histograms"], dataset=dataset, pairer=label, systematic=variation,
-                                      weight=w, regions=regions, columns=columns, m_hh=cand["m_hh"])
+            # every systematic the histograms are filled for: jet variations, weight-only variations
+            masks = self.scoring.fill(out["histograms"], dataset=dataset, pairer=label, regions=regions, columns=columns,
+                                      m_hh=cand["m_hh"], fills=[(syst, sw) for syst, names, sw in fills if names])
+        variation, w = fills[0][0], fills[0][2]
         if variation == NOMINAL and label == self.feature_export:
             out["features"][dataset].append(feature_rows(columns(), {**regions, **masks}, w, tagged))
         return masks

@@ -135,23 +135,25 @@ def lazy_event_columns(model, tagged: np.ndarray, jets: ak.Array, higgs_jet_indi
 
 
 #: columns of a feature table besides the features (label and weight first)
-TABLE_COLUMNS = ("label", "weight", "m_x", "file_entry")
+TABLE_COLUMNS = ("label", "weight", "m_x", "file", "file_entry")
 
 
 def feature_rows(columns: EventColumns, regions: Mapping[str, np.ndarray], weight: np.ndarray,
                  tagged: np.ndarray) -> dict[str, np.ndarray]:
     """One chunk's feature-table rows: the paired events (``regions["four_tag"]``) with every
-    feature, ``label`` (1 for a signal process), ``weight``, ``file_entry`` (the event's entry in
-    its file) and one boolean ``in_<region>`` column per region."""
+    column of ``columns`` (features, candidate jets, X_hh, ...), ``label`` (1 for a signal process), ``weight``, ``file`` and ``file_entry`` (the
+    event's entry in that file) and one boolean ``in_<region>`` column per region."""
     from .selections import SIGNAL_PROCESSES
 
     paired = np.asarray(regions["four_tag"], dtype=bool)
     meta = columns.metadata
     n = int(paired.sum())
-    rows = {name: np.asarray(columns[name][paired], dtype=np.float64) for name in NONRESONANT_FEATURES}
+    # every column a scorer sees: the 21 features, the candidate jets, X_hh, |Delta eta_hh|
+    rows = {name: np.asarray(values[paired], dtype=np.float64) for name, values in columns.items()}
     rows["label"] = np.full(n, 1 if meta.get("process") in SIGNAL_PROCESSES else 0, dtype=np.int8)
     rows["weight"] = np.asarray(weight[paired], dtype=np.float64)
     rows["m_x"] = np.full(n, np.nan if meta.get("m_x") is None else float(meta["m_x"]))
+    rows["file"] = np.full(n, str(meta.get("filename", "")), dtype=object)
     rows["file_entry"] = (int(meta.get("entrystart", 0)) + np.flatnonzero(tagged)[paired]).astype(np.int64)
     for region, mask in regions.items():
         rows[f"in_{region}"] = np.asarray(mask[paired], dtype=bool)

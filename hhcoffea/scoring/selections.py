@@ -153,7 +153,7 @@ def build_scoring(scorers: Mapping | None, selections: Mapping | None, pairers, 
         unknown = set(spec) - {"plugin", "options"}
         if unknown:
             raise ValueError(f"{where}: scorers.{label}: unknown key(s) {sorted(unknown)}; known: ['options', 'plugin']")
-        built[label] = get_scorer(spec.get("plugin", label), **(spec.get("options") or {}))
+        built[label] = get_scorer(spec.get("plugin") or label, **(spec.get("options") or {}))
     return ScoringPlan(built, parsed, m_hh_bins if m_hh_bins is not None else OBSERVABLES["m_hh"].bins)
 
 
@@ -199,13 +199,15 @@ class ScoringPlan:
                                     storage=hist.storage.Weight()),
         }
 
-    def fill(self, hists: dict, *, dataset: str, pairer: str, systematic: str, weight: np.ndarray,
-             regions: Mapping[str, np.ndarray], columns, m_hh: np.ndarray) -> dict[str, np.ndarray]:
+    def fill(self, hists: dict, *, dataset: str, pairer: str, regions: Mapping[str, np.ndarray], columns,
+             m_hh: np.ndarray, fills) -> dict[str, np.ndarray]:
         """Score the paired events of ``pairer``, fill ``score``/``m_hh_score``, and return the
         masks of the selections with a numeric threshold (for the processor's regions).
 
         ``columns``: a callable returning the :class:`EventColumns` of the chunk's events
-        (built only when this pairer has a selection); ``regions`` the processor's masks.
+        (built only when this pairer has a selection); ``regions`` the processor's masks;
+        ``fills``: ``[(systematic, weights)]``, the jet variation being processed first, then
+        the weight-only variations (b-tagging) that share its events and scores.
         """
         chosen = [s for s in self.selections.values() if s.pairer == pairer]
         if not chosen:
@@ -214,6 +216,7 @@ class ScoringPlan:
         scores: dict[str, np.ndarray] = {}
         cols: EventColumns | None = None
         masks = {}
+        weight = fills[0][1]
         for sel in chosen:
             if sel.scorer not in scores:
                 if cols is None:
@@ -224,10 +227,11 @@ class ScoringPlan:
                 scores[sel.scorer] = s
             score = scores[sel.scorer]
             base = regions[sel.after] & paired
-            cats = {"dataset": dataset, "selection": sel.name, "systematic": systematic}
             binned = _bin_score(score[base])
-            hists["score"].fill(**cats, score=binned, weight=weight[base])
-            hists["m_hh_score"].fill(**cats, m_hh=m_hh[base], score=binned, weight=weight[base])
+            for systematic, w in fills:
+                cats = {"dataset": dataset, "selection": sel.name, "systematic": systematic}
+                hists["score"].fill(**cats, score=binned, weight=w[base])
+                hists["m_hh_score"].fill(**cats, m_hh=m_hh[base], score=binned, weight=w[base])
             if not sel.optimise:
                 with np.errstate(invalid="ignore"):
                     masks[sel.name] = base & (score > sel.threshold)

@@ -1,0 +1,120 @@
+"""The built-in ``dnn`` scorer: p_signal of the DNN classifier on the Higgs-candidate features
+(PHYSICS.md "ML selections"; network and training in :mod:`hhcoffea.ml.dnn`).
+
+Options:
+
+* ``model``: ``nonresonant`` (default) or ``resonant`` -- the small models shipped with hhcoffea
+  (trained on emulated samples with min-dR pairing, ``hhcoffea/ml/models``) -- or the path of
+  a ``model.onnx`` (ONNX Runtime) or ``model.pt`` (torch) of ``hhcoffea train dnn``.
+* ``kappa_lambda``: the kappa_lambda hypothesis given to a model that takes kappa_lambda as an
+  input (default 1, the SM). Every event, signal or background, is scored at this one value, so
+  that all samples pass the same selection and the three-sample kappa_lambda morphing of the
+  selected templates stays exact.
+* ``batch_size`` (4096) and ``threads`` (ONNX Runtime intra-op threads per worker, 1).
+
+The model loads once per process (the shared session cache of :mod:`hhcoffea.ml.session`, or a
+per-process torch module) and the scorer pickles to workers without it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hhcoffea.scoring import EventColumns, Scorer
+
+__all__ = ["DNNScorer", "SHIPPED_MODELS", "shipped_model"]
+
+#: name -> file under hhcoffea/ml/models
+SHIPPED_MODELS = {"nonresonant": "dnn_nonresonant.onnx", "resonant": "dnn_resonant.onnx"}
+
+_TORCH_MODELS: dict[tuple, object] = {}
+
+
+def shipped_model(name: str) -> Path:
+    """Path of a model shipped with hhcoffea (``nonresonant`` or ``resonant``)."""
+    import hhcoffea.ml
+
+    return Path(hhcoffea.ml.__file__).parent / "models" / SHIPPED_MODELS[name]
+
+
+class DNNScorer(Scorer):
+    """p_signal of a DNN on the features its model names (16 resonant or 21 non-resonant)."""
+
+    name = "dnn"
+
+    def __init__(self, model: str = "nonresonant", kappa_lambda: float = 1.0, batch_size: int = 4096, threads: int = 1,
+                 **options):
+        super().__init__(**options)
+        path = shipped_model(model) if model in SHIPPED_MODELS else Path(os.path.expanduser(str(model)))
+        if not path.is_file():
+            raise FileNotFoundError(f"dnn scorer: model {str(path)!r} not found (a path to model.onnx / model.pt, "
+                                    f"or one of {sorted(SHIPPED_MODELS)})")
+        if path.suffix not in (".onnx", ".pt"):
+            raise ValueError(f"dnn scorer: model {str(path)!r} must be a .onnx or .pt file")
+        self.path = path.resolve()
+        self.kappa_lambda = float(kappa_lambda)
+        self.batch_size = int(batch_size)
+        self.threads = int(threads)
+        self._features: list[str] | None = None
+
+    # --- the model, once per process ------------------------------------------------------------
+    @property
+    def features(self) -> list[str]:
+        if self._features is None:
+            if self.path.suffix == ".onnx":
+                from hhcoffea.ml.session import model_metadata
+
+                self._features = model_metadata(self.path)["hhcoffea.features"].split(",")
+            else:
+                self._features = list(self._torch()["features"])
+        return self._features
+
+    def _torch(self) -> dict:
+        key = (str(self.path), self.path.stat().st_mtime_ns, os.getpid())
+        if key not in _TORCH_MODELS:
+            import torch
+
+            from hhcoffea.ml.dnn import _network
+
+            saved = torch.load(self.path, map_location="cpu", weights_only=False)
+            net = _network(len(saved["features"]), saved["hidden"], saved["layers"])
+            net.load_state_dict(saved["state_dict"])
+            net.eval()
+            _TORCH_MODELS[key] = {**saved, "net": net}
+        return _TORCH_MODELS[key]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_features"] = None  # read again from the model in the worker
+        return state
+
+    # --- scoring --------------------------------------------------------------------------------
+    def inputs(self, events: EventColumns) -> np.ndarray:
+        """The model's input matrix (float32): its features, kappa_lambda set to the hypothesis."""
+        names = self.features
+        columns = dict(events)
+        if "kappa_lambda" in names:
+            columns["kappa_lambda"] = np.full(events.n_events, self.kappa_lambda)
+        return EventColumns(columns, n_events=events.n_events).matrix(names)
+
+    def score(self, events: EventColumns) -> np.ndarray:
+        x = self.inputs(events)
+        out = np.empty(len(x), dtype=np.float64)
+        if self.path.suffix == ".onnx":
+            from hhcoffea.ml.session import get_session
+
+            session = get_session(self.path, self.threads)
+            for i in range(0, len(x), self.batch_size):
+                out[i:i + self.batch_size] = session.run(["score"], {"features": x[i:i + self.batch_size]})[0]
+        else:
+            import torch
+
+            saved = self._torch()
+            z = ((x - saved["mean"]) / saved["std"]).astype(np.float32)
+            with torch.no_grad():
+                for i in range(0, len(z), self.batch_size):
+                    out[i:i + self.batch_size] = torch.sigmoid(saved["net"](torch.from_numpy(z[i:i + self.batch_size]))).squeeze(1).numpy()
+        return np.clip(out, 0.0, 1.0)
