@@ -226,3 +226,29 @@ def test_third_party_scorer_runs_by_name_on_futures_workers(example_scorer_site,
 
 def test_finalise_without_selections_is_empty():
     assert finalise_selections({}, {}, {}) == {}
+
+
+def test_spanet_scorer_shares_the_pairers_session_and_pickles_without_it():
+    """The built-in spanet scorer reads EVENT/signal of the shipped SPA-Net model through the
+    spanet pairer's cached session, on the jets the pairer paired."""
+    import awkward as ak
+
+    from hhcoffea.pairing import get_pairer
+    from hhcoffea.scoring import get_scorer
+
+    pairer, scorer = get_pairer("spanet"), get_scorer("spanet")
+    assert scorer.pairer.session is pairer.session  # one ONNX Runtime session per model and process
+    rng = np.random.default_rng(4)
+    counts = rng.integers(4, 9, 50)
+    n = int(counts.sum())
+    pt = np.sort(rng.exponential(50.0, n) + 20.0)[::-1]
+    jets = ak.unflatten(ak.zip({"pt": pt, "eta": rng.normal(0, 1.5, n), "phi": rng.uniform(-3, 3, n),
+                                "mass": rng.uniform(5, 20, n), "btag": rng.random(n) < 0.7}), counts)
+    cols = EventColumns({}, n_events=len(counts), jets=jets)
+    scores = scorer(cols)
+    assert scores.shape == (50,) and np.all((scores >= 0) & (scores <= 1)) and scores.std() > 0
+    blob = pickle.dumps(scorer)
+    assert b"InferenceSession" not in blob and len(blob) < 20_000
+    np.testing.assert_allclose(pickle.loads(blob)(cols), scores, rtol=1e-6)
+    with pytest.raises(ValueError, match="needs the paired jets"):
+        scorer(EventColumns({"x": np.zeros(2)}))
