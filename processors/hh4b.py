@@ -216,16 +216,18 @@ class HH4bProcessor(processor.ProcessorABC):
             for region, mask in regions.items():
                 if not mask.any():
                     continue
-                for syst, names, sw in fills:
-                    cats = {"dataset": dataset, "region": region, "pairer": label, "systematic": syst}
-                    for name in names:
-                        if name == "m_h1_m_h2":
-                            hists[name].fill(**cats, m_h1=m1[mask], m_h2=m2[mask], weight=sw[mask])
-                        elif name == "x_wt":  # computed after the delta-eta cut only
-                            m = mask & need_xwt
-                            hists[name].fill(**cats, x_wt=values[name][m], weight=sw[m])
-                        else:
-                            hists[name].fill(**cats, **{name: values[name][mask]}, weight=sw[mask])
+                for name in wanted:
+                    # one fill per histogram: weight-only variations repeat the values with their weights
+                    systs = [(syst, sw) for syst, names, sw in fills if name in names]
+                    m = mask & need_xwt if name == "x_wt" else mask  # X_Wt: computed after the delta-eta cut only
+                    n = int(m.sum())
+                    cats = {"dataset": dataset, "region": region, "pairer": label,
+                            "systematic": systs[0][0] if len(systs) == 1 else np.repeat([s for s, _ in systs], n)}
+                    sw = np.concatenate([w_[m] for _, w_ in systs])
+                    if name == "m_h1_m_h2":
+                        hists[name].fill(**cats, m_h1=np.tile(m1[m], len(systs)), m_h2=np.tile(m2[m], len(systs)), weight=sw)
+                    else:
+                        hists[name].fill(**cats, **{name: np.tile(values[name][m], len(systs))}, weight=sw)
 
             if not nominal:
                 continue
