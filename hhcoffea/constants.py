@@ -69,6 +69,14 @@ KAPPA_LAMBDA_SM = 1.0  # the stated hypothesis of the expected kappa_lambda cons
 # expected kappa_lambda intervals at 300 fb^-1, 14 TeV (paper table VI, mu as POI, CLs)
 REFERENCE_KAPPA_INTERVAL_MIN_DR_DNN = (-1.44, 8.49)
 REFERENCE_KAPPA_INTERVAL_SPANET = (-1.57, 7.49)
+# every row of table VI (expected, 300 fb^-1, mu as POI): the demo's comparison table
+REFERENCE_KAPPA_INTERVALS_TABLE_VI = {
+    "cut_based_min_dr": (-3.30, 10.38),
+    "cut_based_spanet": (-3.58, 10.47),
+    "dnn_min_dr": REFERENCE_KAPPA_INTERVAL_MIN_DR_DNN,
+    "dnn_spanet": (-1.72, 8.94),
+    "spanet": REFERENCE_KAPPA_INTERVAL_SPANET,
+}
 # the same rows of table VI with kappa_lambda as POI (seed 003 sec. VI, table VI right half;
 # PHYSICS.md "Statistics"): expected profile-likelihood intervals, 300 fb^-1, 14 TeV
 REFERENCE_KAPPA_INTERVALS_TABLE_VI_KAPPA_POI = {

@@ -252,3 +252,41 @@ def test_spanet_scorer_shares_the_pairers_session_and_pickles_without_it():
     np.testing.assert_allclose(pickle.loads(blob)(cols), scores, rtol=1e-6)
     with pytest.raises(ValueError, match="needs the paired jets"):
         scorer(EventColumns({"x": np.zeros(2)}))
+
+
+def test_statistics_name_a_selection_and_compare_selections_side_by_side(tmp_path):
+    """``statistics.selection`` takes a selection's region and pairer; ``compare`` computes the
+    kappa_lambda intervals of several selections with the main analysis' machinery (a row equal
+    to the main selection gives its intervals exactly) and prints them beside table VI."""
+    from test_stats_hh import base_config, make_input
+
+    from hhcoffea.constants import REFERENCE_KAPPA_INTERVALS_TABLE_VI
+    from hhcoffea.stats import analysis
+
+    histos, meta = make_input()
+    # a job's selections as metadata.json lists them (here: the signal region, paired by spanet)
+    meta = {**meta, "selections": {"signal": {"pairer": "spanet", "scorer": "x", "threshold": 0.5}}}
+    nonres = {**base_config()["nonresonant"], "kappa_lambda": {"start": -8, "stop": 14, "num": 23}, "check": None}
+    cfg = base_config(resonant=[], nonresonant=nonres, compare={
+        "luminosity": [300],
+        "cut_min_dr": {"regions": ["signal"], "pairer": "min_dr", "reference": "cut_based_min_dr"},
+        "sel": {"selection": "signal", "reference": "spanet"},
+    })
+    summary = analysis.run_statistics(cfg, histos, meta, tmp_path / "a")
+    main = summary["luminosities"]["300"]["kappa_lambda"]
+    rows = summary["comparison"]
+    assert rows["cut_min_dr"]["pairer"] == "min_dr" and rows["sel"]["pairer"] == "spanet"
+    assert rows["cut_min_dr"]["luminosities"]["300"]["cls_expected"] == main["cls"]["expected"]
+    assert rows["cut_min_dr"]["luminosities"]["300"]["profile"] == main["profile"]["interval"]
+    by_selection = analysis.run_statistics(base_config(resonant=[], nonresonant=nonres, selection="signal"), histos, meta,
+                                           tmp_path / "b")["luminosities"]["300"]["kappa_lambda"]
+    assert rows["sel"]["luminosities"]["300"]["profile"] == by_selection["profile"]["interval"]
+    # the spanet templates hold 25% more signal on the same background: a narrower interval
+    assert by_selection["profile"]["interval"]["width"] < main["profile"]["interval"]["width"]
+    text = analysis.format_summary(summary)
+    lo, hi = REFERENCE_KAPPA_INTERVALS_TABLE_VI["cut_based_min_dr"]
+    assert f"[{lo:.2f}, {hi:.2f}]" in text and "| sel | signal / spanet | 300 |" in text
+    from hhcoffea.stats.workspace import MissingInputError
+
+    with pytest.raises(MissingInputError, match="selection 'nope' is not among the run's selections"):
+        analysis.run_statistics(base_config(resonant=[], selection="nope"), histos, meta, tmp_path / "c")

@@ -47,6 +47,7 @@ __all__ = [
     "run_statistics",
     "run_statistics_for_job",
     "format_summary",
+    "comparison_table",
     "load_outputs",
     "kappa_width",
     "morphing_closure",
@@ -447,6 +448,8 @@ def run_statistics(config: dict, histograms: dict, metadata: dict, output_dir: p
         summary["files"] += sorted(str(p) for p in out.iterdir())
     if cfg.equivalent and cfg.basis:
         summary["equivalent_luminosity"] = _equivalent(cfg, inp, histograms, metadata)
+    if cfg.compare and cfg.basis:
+        summary["comparison"] = _comparison(cfg, histograms, metadata)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     _write_json(root / "summary.json", summary)
     return summary
@@ -457,6 +460,10 @@ def _equivalent(cfg: StatisticsConfig, inp: AnalysisInputs, histograms, metadata
     base = dict(eq.get("baseline") or {})
     regions = base.get("regions", base.get("region", cfg.regions))
     regions = [regions] if isinstance(regions, str) else list(regions)
+    if base.get("selection"):  # a score-based selection as the baseline
+        from .config import selection_region
+
+        regions, base["pairer"] = selection_region(base["selection"], metadata)
     baseline = AnalysisInputs(cfg, histograms, metadata, regions=regions, pairer=base.get("pairer", cfg.pairer))
     lref = float(eq.get("luminosity", constants.REFERENCE_LUMINOSITY))
     out = {"baseline": {"regions": regions, "pairer": base.get("pairer", cfg.pairer)}, "luminosity_fb": lref}
@@ -470,6 +477,43 @@ def _equivalent(cfg: StatisticsConfig, inp: AnalysisInputs, histograms, metadata
         data = cfg.profile_data if method == "profile" else cfg.cls_data
         out[method] = {"delta_kappa_lambda": target, "equivalent_luminosity_fb": lumi, "data": data.label}
     return out
+
+
+def _comparison(cfg: StatisticsConfig, histograms, metadata) -> dict:
+    """kappa_lambda intervals (CLs mu-POI expected, profile likelihood) of every ``compare`` entry."""
+    out = {}
+    for label, spec in cfg.compare.items():
+        inp = AnalysisInputs(cfg, histograms, metadata, regions=spec["regions"], pairer=spec["pairer"])
+        ref = spec["reference"]
+        row = {"regions": spec["regions"], "pairer": spec["pairer"], "reference": ref,
+               "reference_cls_expected": list(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI[ref]) if ref else None,
+               "luminosities": {}}
+        for lumi in cfg.compare_luminosities:
+            scale = lumi / cfg.l0
+            chans = inp.channels(scale, cfg.nonresonant_backgrounds)
+            signal_at = inp.signal_at(scale)
+            cls = kappa_cls_scan(chans, signal_at, cfg.kappa_grid, inp.observations(scale, chans, cfg.cls_data),
+                                 xsec_at=inp.xsec_at)
+            prof = kappa_profile_scan(chans, signal_at, cfg.kappa_grid,
+                                      inp.observations(scale, chans, cfg.profile_data, signal_at(cfg.kappa_hypothesis)), mu=1.0)
+            row["luminosities"][f"{lumi:g}"] = {"cls_expected": cls["expected"], "sm_excluded": cls["sm_excluded"],
+                                                "profile": prof["interval"], "converged": cls["converged"] and prof["converged"]}
+        out[label] = row
+    return out
+
+
+def comparison_table(comparison: dict) -> str:
+    """The compared selections' kappa_lambda intervals in one table, beside the seeds' table VI."""
+    lines = ["| selection | region(s) / pairer | L [fb-1] | CLs mu-POI expected | profile likelihood | table VI (mu-POI) |",
+             "|---|---|---:|---|---|---|"]
+    for label, row in comparison.items():
+        ref = row.get("reference_cls_expected")
+        ref_text = f"[{ref[0]:.2f}, {ref[1]:.2f}] (width {ref[1] - ref[0]:.2f})" if ref else "-"
+        for lumi, r in row["luminosities"].items():
+            lines.append(f"| {label} | {'+'.join(row['regions'])} / {row['pairer']} | {lumi} | "
+                         f"{_interval_text(r['cls_expected'], sm_excluded=r['sm_excluded'])} | {_interval_text(r['profile'])} | "
+                         f"{ref_text} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- job entry point and text
@@ -532,6 +576,9 @@ def format_summary(summary: dict) -> str:
             lines.append(text)
         for w in entry.get("resonant", {}).get("warnings", []) + entry.get("kappa_lambda", {}).get("warnings", []):
             lines.append(f"  warning ({lumi} fb-1): {w}")
+    if "comparison" in summary:
+        lines.append("kappa_lambda intervals of the compared selections (data: as above):")
+        lines.append(comparison_table(summary["comparison"]))
     if "equivalent_luminosity" in summary:
         eq = summary["equivalent_luminosity"]
         for method, v in eq.items():

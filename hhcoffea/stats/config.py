@@ -6,6 +6,7 @@ All keys are optional unless marked::
       observable: m_hh              # histogram in the output's hists/; its last axis is the fitted observable
       regions: [signal]             # one channel per region ("region: signal" also accepted)
       pairer: min_dr
+      selection: dnn_min_dr         # instead of regions + pairer: a score-based selection of the job
       luminosity: [139, 300, 3000]  # fb^-1; one analysis each; yields scale by L / metadata luminosity
       sqrt_s: 14                    # 14: signal sigma x SQRT_S_RESCALE_13_TO_14 (constants); 13: no rescaling
       background_sqrt_s_factor: 1.0 # backgrounds keep their 13 TeV cross sections unless set (see below)
@@ -37,6 +38,10 @@ All keys are optional unless marked::
       data: asimov                  # asimov: each result's stated Asimov hypothesis (below);
                                     #   {asimov: {mu: 0.5}}: resonant data = B + 0.5 x each patch's signal;
                                     #   {dataset: data_obs}: a histogram, used by every result
+      compare:                      # optional: kappa_lambda intervals of several selections side by side
+        luminosity: [300]           #   (the demo's table; reference: a row of the seeds' table VI)
+        cut_min_dr: {regions: [signal], pairer: min_dr, reference: cut_based_min_dr}
+        dnn_min_dr: {selection: dnn_min_dr, reference: dnn_min_dr}
       equivalent_luminosity:        # optional: luminosity at which a baseline matches this Delta kappa
         baseline: {pairer: min_dr}  # region(s)/pairer of the baseline selection
         luminosity: 300             # luminosity of this (the better) selection
@@ -69,7 +74,7 @@ from .. import constants
 from .limits import CALCULATORS
 from .workspace import MissingInputError, NormSys, SampleSystematics
 
-__all__ = ["StatisticsConfig", "DataHypothesis", "SIGNAL"]
+__all__ = ["StatisticsConfig", "DataHypothesis", "SIGNAL", "selection_region"]
 
 #: sample name of the signal in every workspace, and the systematics keyword for "every signal"
 SIGNAL = "signal"
@@ -78,7 +83,7 @@ SIGNAL = "signal"
 _KEYS = {
     "observable", "regions", "region", "pairer", "luminosity", "sqrt_s", "background_sqrt_s_factor",
     "backgrounds", "calculator", "n_toys", "seed", "resonant", "nonresonant", "systematics", "data",
-    "equivalent_luminosity",
+    "equivalent_luminosity", "selection", "compare",
 }  # fmt: skip
 _SUB_KEYS = {
     "resonant": {"datasets", "backgrounds", "regions"},
@@ -101,6 +106,10 @@ def _check_keys(where: str, section: Mapping, known: set[str]) -> None:
 
 def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
+
+
+def _as_list_numbers(value) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,14 @@ class DataHypothesis:
         return out
 
 
+def selection_region(name: str, metadata: Mapping) -> tuple[list[str], str]:
+    """``([region], pairer)`` of the job's score-based selection ``name`` (metadata.json lists them)."""
+    known = metadata.get("selections") or {}
+    if name not in known:
+        raise MissingInputError(f"statistics: selection {name!r} is not among the run's selections {sorted(known)}")
+    return [name], str(known[name]["pairer"])
+
+
 class StatisticsConfig:
     """The parsed ``statistics:`` section (see the module docstring)."""
 
@@ -153,6 +170,8 @@ class StatisticsConfig:
         regions = cfg.get("regions", cfg.get("region", "signal"))
         self.regions = [regions] if isinstance(regions, str) else list(regions)
         self.pairer = cfg.get("pairer", "min_dr")
+        if cfg.get("selection"):  # a score-based selection of the job: its region, its pairer
+            self.regions, self.pairer = selection_region(cfg["selection"], metadata)
         self.l0 = float(metadata.get("luminosity", 0.0))
         if self.l0 <= 0:
             raise MissingInputError("metadata has no positive 'luminosity'")
@@ -214,6 +233,21 @@ class StatisticsConfig:
         elif data != "asimov":
             raise ValueError(f"statistics.data must be 'asimov', {{asimov: {{mu: ..}}}} or {{dataset: name}}, got {data!r}")
         self.equivalent = cfg.get("equivalent_luminosity")
+        # selections side by side: label -> {selection: name} or {regions, pairer}, reference
+        cmp = dict(cfg.get("compare") or {})
+        self.compare_luminosities = [float(x) for x in _as_list_numbers(cmp.pop("luminosity", [constants.REFERENCE_LUMINOSITY]))]
+        self.compare = {}
+        for label, spec in cmp.items():
+            spec = dict(spec or {})
+            if spec.get("selection"):
+                regions, pairer = selection_region(spec["selection"], metadata)
+            else:
+                regions, pairer = _as_list(spec.get("regions", self.nonresonant_regions)), spec.get("pairer", self.pairer)
+            ref = spec.get("reference")
+            if ref is not None and ref not in constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI:
+                raise ValueError(f"statistics.compare.{label}.reference: got {ref!r}; expected one of "
+                                 f"{sorted(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI)}")
+            self.compare[label] = {"regions": regions, "pairer": pairer, "reference": ref}
         datasets = metadata.get("datasets", {})
         for name in self.all_backgrounds + self.resonant + self.basis + ([self.check] if self.check else []):
             if name not in datasets:
