@@ -187,3 +187,15 @@ def test_run_stops_before_reading_any_input(tmp_path):
         f"hhcoffea run: error: {path}: histograms.m_hh.bins.edges: got [250, 200]; edges must increase strictly, "
         "but edge 1 (200) <= edge 0 (250)"]
     assert not (tmp_path / "output").exists()
+
+
+def test_readme_table_is_the_schema():
+    """The README's job-file table is rendered from the schema (``hhcoffea check --schema``)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start, end = "<!-- job-schema:start -->", "<!-- job-schema:end -->"
+    if start not in readme:
+        pytest.xfail("README.md has no job-schema block yet: paste `hhcoffea check --schema` between the markers")
+    block = readme.split(start, 1)[1].split(end, 1)[0]
+    assert block.strip() == schema_markdown().strip(), "README job-file table is stale: regenerate with hhcoffea check --schema"
