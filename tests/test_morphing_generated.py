@@ -70,7 +70,10 @@ def test_three_basis_samples_reproduce_a_fourth(run):
     direct = _template(run, f"hh_k{CHECK:g}")
     morphed = _combine(xsec.nonresonant_morphing_coefficients(BASIS, CHECK), basis)
     assert _chi2_per_bin(morphed, direct) < 2.5  # consistent with the statistical errors
-    assert morphed.yields.sum() == pytest.approx(direct.yields.sum(), rel=0.05)
+    # totals agree within 3 sigma of their statistical errors (the morphing amplifies the basis
+    # samples' errors: ~3.5% here)
+    sigma = np.sqrt(morphed.sumw2.sum() + direct.sumw2.sum())
+    assert abs(morphed.yields.sum() - direct.yields.sum()) < 3.0 * sigma, (morphed.yields.sum(), direct.yields.sum(), sigma)
     # the plain Lagrange coefficients morph NNLO-normalised shapes wrongly (K(3) / K(5) = 0.65)
     plain = morphing.morph_template(list(BASIS), basis, CHECK)
     assert _chi2_per_bin(plain, direct) > 10.0

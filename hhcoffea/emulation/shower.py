@@ -390,8 +390,9 @@ def shower(rng, hard: HardProcess, process: str, working_point: str, m_x: float 
         ak.zip({f: cols[src][visible] for f, src in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "e"))}),
         vis_counts,
     )
-    sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
-    jets = sequence.inclusive_jets(min_pt=JET_PT_MIN_PARTICLE)
+    with open(os.devnull, "w") as devnull, _quiet_stdout(devnull):  # FastJet's banner
+        sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
+        jets = sequence.inclusive_jets(min_pt=JET_PT_MIN_PARTICLE)
     jcounts = ak.to_numpy(ak.num(jets, axis=1))
     jx, jy, jz, je = (ak.to_numpy(ak.flatten(jets[f])) for f in ("px", "py", "pz", "E"))
     jpt = np.hypot(jx, jy)
