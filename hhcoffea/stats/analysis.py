@@ -487,6 +487,7 @@ def _comparison(cfg: StatisticsConfig, histograms, metadata) -> dict:
         ref = spec["reference"]
         row = {"regions": spec["regions"], "pairer": spec["pairer"], "reference": ref,
                "reference_cls_expected": list(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI[ref]) if ref else None,
+               "reference_profile": list(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI_KAPPA_POI[ref]) if ref else None,
                "luminosities": {}}
         for lumi in cfg.compare_luminosities:
             scale = lumi / cfg.l0
@@ -504,15 +505,18 @@ def _comparison(cfg: StatisticsConfig, histograms, metadata) -> dict:
 
 def comparison_table(comparison: dict) -> str:
     """The compared selections' kappa_lambda intervals in one table, beside the seeds' table VI."""
-    lines = ["| selection | region(s) / pairer | L [fb-1] | CLs mu-POI expected | profile likelihood | table VI (mu-POI) |",
-             "|---|---|---:|---|---|---|"]
+    lines = ["| selection | region(s) / pairer | L [fb-1] | CLs mu-POI expected | table VI (mu-POI) | profile likelihood "
+             "| table VI (kappa-POI) |", "|---|---|---:|---|---|---|---|"]
+
+    def ref_text(ref):
+        return f"[{ref[0]:.2f}, {ref[1]:.2f}] (width {ref[1] - ref[0]:.2f})" if ref else "-"
+
     for label, row in comparison.items():
-        ref = row.get("reference_cls_expected")
-        ref_text = f"[{ref[0]:.2f}, {ref[1]:.2f}] (width {ref[1] - ref[0]:.2f})" if ref else "-"
         for lumi, r in row["luminosities"].items():
             lines.append(f"| {label} | {'+'.join(row['regions'])} / {row['pairer']} | {lumi} | "
-                         f"{_interval_text(r['cls_expected'], sm_excluded=r['sm_excluded'])} | {_interval_text(r['profile'])} | "
-                         f"{ref_text} |")
+                         f"{_interval_text(r['cls_expected'], sm_excluded=r['sm_excluded'])} | "
+                         f"{ref_text(row.get('reference_cls_expected'))} | {_interval_text(r['profile'])} | "
+                         f"{ref_text(row.get('reference_profile'))} |")
     return "\n".join(lines)
 
 
