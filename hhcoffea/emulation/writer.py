@@ -23,7 +23,7 @@ from .. import constants as C
 from .chunks import check_arguments, default_chunk_size, iter_chunks
 from .xsec import SQRT_S, XSEC_SOURCE, sample_xsec_fb
 
-__all__ = ["TREE_NAME", "btag_bits", "generate"]
+__all__ = ["EMULATION_VERSION", "TREE_NAME", "btag_bits", "generate"]
 
 
 def btag_bits() -> dict[str, int]:
@@ -33,6 +33,9 @@ def btag_bits() -> dict[str, int]:
     return emulation_bits()
 
 TREE_NAME = "Events"
+# bumped whenever the same seed gives different events (a recalibration); the sidecar records it,
+# so a job remakes samples written by an older emulation
+EMULATION_VERSION = 2
 
 
 def _compression():
@@ -115,6 +118,7 @@ def generate(
         "chunk_size": int(chunk_size),
         "branching_ratio": C.BR_HH_4B if process == "nonresonant" else None,
         "shower": shower,
+        "emulation_version": EMULATION_VERSION,
         "generator": (f"hhcoffea.emulation hard process + {version()} + Delphes-like resolution and b-tagging"
                       if shower else "hhcoffea.emulation (parametric emulation, not a Monte Carlo generator)"),
     }

@@ -39,7 +39,7 @@ def ensure_samples(job: Job, console=None) -> dict:
     if not spec:
         return {}
     from ..emulation import generate
-    from ..emulation.writer import btag_bits
+    from ..emulation.writer import EMULATION_VERSION, btag_bits
     from ..emulation.xsec import sample_xsec_fb
 
     directory = job.resolve(spec.get("directory", "data"))
@@ -55,6 +55,7 @@ def ensure_samples(job: Job, console=None) -> dict:
         expected["xsec_fb"] = sample_xsec_fb(sample["process"], options.get("m_x"), options.get("kappa_lambda"))
         expected["btag_bits"] = btag_bits()  # samples from before one bit per working point are remade
         expected["shower"] = options.get("shower")  # a showered file is not a fast one
+        expected["emulation_version"] = EMULATION_VERSION  # files of an older emulation are remade
         meta = json.loads(sidecar.read_text()) if path.exists() and sidecar.exists() else None
         if meta is None or any(meta.get(k) != v for k, v in expected.items()):
             if console:
