@@ -30,6 +30,7 @@ __all__ = [
     "CANDIDATE_JETS",
     "NONRESONANT_FEATURES",
     "RESONANT_FEATURES",
+    "TABLE_COLUMNS",
     "candidate_columns",
     "event_columns",
     "event_columns_from_model",
