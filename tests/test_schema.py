@@ -157,7 +157,7 @@ def test_schema_table_covers_every_key():
 
 def test_demo_job_is_valid():
     job = load_job("jobs/demo.yaml")
-    assert job.config["histograms"]["m_hh"]["bins"][:2] == [250.0, 300.0]
+    assert job.config["histograms"]["m_hh"]["bins"][:2] == [250.0, 400.0]
 
 
 def test_check_command(tmp_path):
