@@ -190,7 +190,7 @@ def test_bad_file_fails_when_asked(tmp_path):
 def test_resume_from_checkpoints(tmp_path, sample_dir):
     path = write_job(tmp_path, samples={"directory": str(sample_dir)}, executor={"checkpoint": "ckpt"})
     first = run_job(load_job(path), status=False)
-    saved = list((tmp_path / "ckpt").rglob("*.coffea"))
+    saved = list((tmp_path / "ckpt").rglob("*.pkl"))
     # coffea splits a file into round(n / chunksize) chunks
     assert len(saved) == 2 + 2 + 8 + 2
     second = run_job(load_job(path), status=False)  # loads every chunk from the checkpoints

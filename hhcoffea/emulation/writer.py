@@ -3,7 +3,8 @@
 The sidecar ``<file>.json`` holds the dataset metadata: ``process``, ``xsec_fb`` (sigma x BR into
 the generated final state at 13 TeV, ``xsec.sample_xsec_fb``: sigma_NNLO(kappa_lambda) x BR for
 non-resonant samples), ``xsec_source`` (where that number comes from), ``n_generated``, ``m_x``,
-``kappa_lambda``, ``working_point``, ``seed``, ``chunk_size``, ``branching_ratio`` (BR(hh -> 4b)
+``kappa_lambda``, ``working_point`` (the sample's own b-tagging working point: bit 0 of
+``Jet_btag``), ``btag_bits`` (the bit of every other working point it wrote), ``seed``, ``chunk_size``, ``branching_ratio`` (BR(hh -> 4b)
 for nonresonant, else null), ``sqrt_s`` in GeV (13000.0) and ``tree`` = "Events". Files are
 written with LZ4 compression (ZLIB would cap the rate at ~30k events/s); reading them needs the
 ``lz4`` and ``xxhash`` modules, as any LZ4 ROOT file does. ``shower`` is null for the fast

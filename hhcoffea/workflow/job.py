@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+__all__ = ["DEFAULTS", "EXECUTORS", "Job", "JobError", "load_job"]
+
+
 EXECUTORS = ("iterative", "futures", "dask", "dask-awkward")
 DEFAULTS: dict[str, Any] = {
     "name": "job",

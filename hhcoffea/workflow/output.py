@@ -141,9 +141,16 @@ def pairing_markdown(eff: dict) -> str:
 
 
 def write_outputs(job, result, plots: bool = True) -> dict:
-    """Write everything a run produces into the job's output folder; returns the paths."""
-    outdir = job.output
-    outdir.mkdir(parents=True, exist_ok=True)
+    """Write everything a run produces into the job's output folder, as a whole: a killed write
+    leaves the previous output untouched (:func:`.atomic.atomic_folder`); returns the paths."""
+    from .atomic import atomic_folder
+
+    with atomic_folder(job.output, keep_inside=(job.path,)) as outdir:
+        _write_outputs(job, result, outdir, plots)
+    return {"output": str(job.output)}
+
+
+def _write_outputs(job, result, outdir, plots: bool) -> None:
     out = result.output
     hists = out["histograms"]
     write_histograms(hists, outdir)
@@ -170,4 +177,3 @@ def write_outputs(job, result, plots: bool = True) -> dict:
         from .plotting import plot_run
 
         plot_run(hists, outdir / "plots", metadata["datasets"], luminosity=metadata["luminosity"])
-    return {"output": str(outdir)}

@@ -15,8 +15,15 @@ from coffea import processor
 
 from ..events import AutoSchema
 from ..events import FileInfo, InputError, inspect_file
+from .executors import executor_for, executor_with_monitor
 from .job import Job, JobError
 from ..pairing import get_pairer
+
+__all__ = [
+    "Fileset", "RunResult", "build_fileset", "ensure_samples", "executor_for", "in_job_order",
+    "make_processor", "normalise", "resolve_datasets", "run_job", "sample_seed",
+]
+
 
 
 @dataclass
@@ -93,6 +100,21 @@ def resolve_datasets(job: Job, generated: dict) -> dict:
     return datasets
 
 
+def _check_complete(path) -> None:
+    """A local ROOT file shorter than its header's end-of-file offset was cut off (an interrupted
+    copy): its header and first baskets read, later chunks would fail mid-run."""
+    import os
+
+    import uproot
+
+    if "://" in str(path):
+        return
+    with uproot.open(path) as f:
+        expected, size = int(f.file.fEND), os.path.getsize(path)
+    if size < expected:
+        raise InputError(f"{path}: truncated ROOT file ({size:,} bytes; its header says {expected:,})")
+
+
 def build_fileset(job: Job, datasets: dict, btagging=None) -> Fileset:
     """Check every input file; files that fail are skipped (counted, with the reason) or fatal.
 
@@ -114,6 +136,7 @@ def build_fileset(job: Job, datasets: dict, btagging=None) -> Fileset:
             path = job.resolve(f) if "://" not in str(f) else f
             try:
                 info = inspect_file(path, tag_check=check)
+                _check_complete(path)
             except InputError as err:
                 if job.config["on_bad_file"] == "fail":
                     raise
@@ -163,43 +186,31 @@ def make_processor(job: Job, datasets: dict | None = None):
     )
 
 
-@contextlib.contextmanager
-def executor_for(job: Job, status: bool = True):
-    """The coffea executor the job names; pools and dask clusters live for the run only."""
-    cfg = job.config["executor"]
-    name, workers = cfg["name"], int(cfg.get("workers") or 1)
-    if name == "iterative":
-        yield processor.IterativeExecutor(status=status, desc="chunks")
-    elif name == "futures":
-        from concurrent.futures import ProcessPoolExecutor
-
-        # one pool for the whole run (a new pool per call costs about a second)
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            yield processor.FuturesExecutor(status=status, desc="chunks", pool=pool, workers=workers)
-    else:
-        from distributed import Client, LocalCluster
-
-        address = cfg.get("address")
-        if address:
-            with Client(address) as client:
-                yield processor.DaskExecutor(client=client, status=status, desc="chunks")
-        else:
-            with LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            ) as cluster, Client(cluster) as client:
-                yield processor.DaskExecutor(client=client, status=status, desc="chunks")
-
-
 @dataclass
 class RunResult:
+    """A run's accumulated output, its inputs, and what this run did itself.
+
+    ``chunks_reused`` / ``events_reused``: loaded from checkpoints of the same job, not computed;
+    ``workers_lost``: dask workers that left during the run (their chunks were redone).
+    """
+
     output: dict
     fileset: Fileset
     seconds: float
     quick: bool
+    chunks_reused: int = 0
+    chunks_computed: int | None = None
+    events_reused: int = 0
+    workers_lost: int = 0
 
     @property
     def events_processed(self) -> int:
         return int(sum(self.output["events_in"].values()))
+
+    @property
+    def events_computed(self) -> int:
+        """Events this run processed itself (throughput counts these only)."""
+        return self.events_processed - self.events_reused
 
     def expected_events(self, dataset: str) -> int:
         files = self.fileset.coffea[dataset]["files"]
@@ -234,20 +245,32 @@ def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None,
     cfg = job.config["executor"]
     checkpointer = None
     if cfg.get("checkpoint"):
-        checkpointer = processor.SimpleCheckpointer(str(job.resolve(cfg["checkpoint"])), overwrite=False)
+        from .checkpoints import JobCheckpointer, job_fingerprint
+
+        checkpointer = JobCheckpointer(job.resolve(cfg["checkpoint"]), job_fingerprint(job.config))
     start = time.perf_counter()
-    with executor_for(job, status=status) as executor:
-        runner = processor.Runner(
-            executor=executor,
-            schema=AutoSchema,
-            chunksize=int(cfg.get("chunksize") or 100_000),
-            maxchunks=int(job.config["quick_chunks"]) if quick else None,
-            # a file that breaks mid-run is skipped too; the summary counts the events it lost
-            skipbadfiles=job.config["on_bad_file"] == "skip",
-            checkpointer=checkpointer,
-        )
-        output = runner(fileset.coffea, proc)
+    if cfg["name"] == "dask-awkward":
+        from .dask_awkward import run_dask_awkward
+
+        output, workers_lost = run_dask_awkward(job, fileset, proc, quick=quick)
+    else:
+        with executor_with_monitor(job, status=status) as (executor, monitor):
+            runner = processor.Runner(
+                executor=executor,
+                schema=AutoSchema,
+                chunksize=int(cfg.get("chunksize") or 100_000),
+                maxchunks=int(job.config["quick_chunks"]) if quick else None,
+                # a file that breaks mid-run is skipped too; the summary counts the events it lost
+                skipbadfiles=job.config["on_bad_file"] == "skip",
+                checkpointer=checkpointer,
+                # a fresh cache: coffea's default one is per process and keeps a file's dataset
+                # metadata (xsec_fb, ...) from an earlier run in the same process
+                metadata_cache={},
+            )
+            output = runner(fileset.coffea, proc)
+            workers_lost = monitor.workers_lost()
     seconds = time.perf_counter() - start
+    run = output.pop("run", {})
     output["normalisation"] = normalise(output, fileset, job.config["normalise"])
     if proc.scoring is not None:  # thresholds from the whole run's S and B (hhcoffea.scoring.selections)
         from ..scoring.selections import finalise_selections
@@ -257,7 +280,10 @@ def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None,
     output["histograms"] = in_job_order(output["histograms"], {
         "dataset": list(fileset.coffea), "pairer": list(job.config["pairers"]),
     })
-    return RunResult(output=output, fileset=fileset, seconds=seconds, quick=quick)
+    return RunResult(output=output, fileset=fileset, seconds=seconds, quick=quick,
+                     chunks_reused=int(run.get("chunks_reused", 0)),
+                     chunks_computed=int(run["chunks_computed"]) if "chunks_computed" in run else None,
+                     events_reused=int(run.get("events_reused", 0)), workers_lost=workers_lost)
 
 
 def normalise(output: dict, fileset: Fileset, mode: str = "generated") -> dict:

@@ -26,11 +26,18 @@ def summary_table(result, job) -> Table:
         sr_w = float(flow["signal_region"][1]) if "signal_region" in flow else 0.0
         table.add_row(name, str(n_files), f"{result.expected_events(name):,}", f"{processed:,}", f"{excluded:,}",
                       f"{four:,}", f"{sr_n:,}", f"{sr_w:.4g}")
-    n = result.events_processed
+    # throughput counts only the events this run processed itself, not those of reused checkpoints
+    n = getattr(result, "events_computed", result.events_processed)
     table.caption = (
         f"{n:,} events in {result.seconds:.1f} s = {n / max(result.seconds, 1e-9):,.0f} events/s; "
         f"files skipped: {len(result.fileset.skipped)}"
     )
+    reused, lost = getattr(result, "chunks_reused", 0), getattr(result, "workers_lost", 0)
+    if reused or getattr(result, "chunks_computed", None) is not None:
+        table.caption += (f"; chunks reused from checkpoints: {reused:,} ({result.events_reused:,} events), "
+                          f"computed: {result.chunks_computed or 0:,}")
+    if lost:
+        table.caption += f"; workers lost: {lost} (their chunks were redone)"
     return table
 
 

@@ -1,0 +1,119 @@
+"""Executors of a job: coffea's iterative, futures and dask executors, dask clusters (local, an
+existing scheduler, or a batch system through dask-jobqueue), and what a run lost on the way.
+
+A dask cluster lives for one run. Batch clusters (``executor.cluster``) submit ``jobs`` batch
+jobs, or scale between ``adapt.minimum`` and ``adapt.maximum`` with the work; each job runs
+``processes`` dask workers on ``cores`` cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["JOBQUEUE_CLASSES", "RunMonitor", "dask_client", "executor_for", "executor_with_monitor", "jobqueue_cluster"]
+
+#: executor.cluster.type -> dask-jobqueue class name
+JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster", "pbs": "PBSCluster"}
+
+
+def jobqueue_cluster(spec: dict):
+    """A dask-jobqueue cluster from a validated ``executor.cluster`` section (not yet scaled)."""
+    import dask_jobqueue
+
+    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[spec["type"]])
+    kwargs = {
+        "cores": spec["cores"], "processes": spec["processes"], "memory": spec["memory"],
+        "job_script_prologue": list(spec.get("job_script_prologue") or []),
+        # the scheduler runs here; its dashboard on any free port
+        "scheduler_options": {"dashboard_address": ":0"},
+    }
+    for key in ("python", "log_directory", "local_directory"):
+        if spec.get(key):
+            kwargs[key] = spec[key]
+    extra = list(spec.get("job_extra_directives") or [])
+    if spec["type"] == "htcondor":
+        kwargs["disk"] = spec["disk"]
+        # HTCondor submit-file lines are key = value pairs
+        kwargs["job_extra_directives"] = dict(line.split("=", 1) for line in (e.strip() for e in extra) if "=" in line)
+        kwargs["job_extra_directives"] = {k.strip(): v.strip() for k, v in kwargs["job_extra_directives"].items()}
+    else:
+        kwargs["job_extra_directives"] = extra
+        for key in ("walltime", "queue", "account"):
+            if spec.get(key):
+                kwargs[key] = spec[key]
+    return cls(**kwargs)
+
+
+@contextlib.contextmanager
+def dask_client(cfg: dict):
+    """A ``distributed.Client`` for the job's executor section: an existing scheduler
+    (``address``), a batch cluster (``cluster``) or a LocalCluster of ``workers`` processes."""
+    from distributed import Client, LocalCluster
+
+    if cfg.get("address"):
+        with Client(cfg["address"]) as client:
+            yield client
+    elif cfg.get("cluster"):
+        spec = cfg["cluster"]
+        with jobqueue_cluster(spec) as cluster:
+            if spec.get("adapt"):
+                cluster.adapt(minimum_jobs=spec["adapt"]["minimum"], maximum_jobs=spec["adapt"]["maximum"])
+            else:
+                cluster.scale(jobs=spec["jobs"])
+            with Client(cluster) as client:
+                yield client
+    else:
+        # one thread per worker process: the processor holds the GIL most of the time
+        with LocalCluster(n_workers=int(cfg["workers"]), threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+
+
+@dataclass
+class RunMonitor:
+    """What a run lost: dask workers that left while it ran (their chunks are redone)."""
+
+    client: object | None = None
+    start: float = field(default_factory=time.time)
+
+    def workers_lost(self) -> int:
+        if self.client is None:
+            return 0
+        try:
+            events = self.client.get_events("all")
+        except Exception:  # noqa: BLE001 - a scheduler without the event log: nothing known
+            return 0
+        return sum(1 for when, msg in events if when >= self.start and isinstance(msg, dict)
+                   and msg.get("action") == "remove-worker" and not msg.get("expected"))
+
+
+@contextlib.contextmanager
+def executor_for(job, status: bool = True):
+    """The coffea executor the job names; pools and dask clusters live for the run only."""
+    with executor_with_monitor(job, status) as (executor, _):
+        yield executor
+
+
+@contextlib.contextmanager
+def executor_with_monitor(job, status: bool = True):
+    """``(coffea executor, RunMonitor)`` for the job; pools and clusters live for the run only."""
+    from coffea import processor
+
+    cfg = job.config["executor"]
+    name, workers = cfg["name"], int(cfg.get("workers") or 1)
+    if name == "iterative":
+        yield processor.IterativeExecutor(status=status, desc="chunks"), RunMonitor()
+    elif name == "futures":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # one pool for the whole run (a new pool per call costs about a second); forked workers
+        # inherit the imported modules instead of importing coffea and hhcoffea again
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield processor.FuturesExecutor(status=status, desc="chunks", pool=pool, workers=workers), RunMonitor()
+    else:
+        with dask_client(cfg) as client:
+            monitor = RunMonitor(client)
+            yield processor.DaskExecutor(client=client, status=status, desc="chunks"), monitor
