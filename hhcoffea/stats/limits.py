@@ -312,11 +312,34 @@ def poisson_quantile(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Smallest ``k`` with ``P(N <= k | lam) >= u``: Poisson counts by inverse CDF (vectorised).
 
     Toys at nearby rates drawn from the same ``u`` differ only where they must, which keeps
-    ``CLs(mu)`` from toys a smooth function of ``mu``. Equal to ``scipy.stats.poisson.ppf``, ~10x faster.
+    ``CLs(mu)`` from toys a smooth function of ``mu``. Equal to ``scipy.stats.poisson.ppf``, ~10x
+    faster; with one rate per column of ``u`` (toys of one expectation, ``lam`` of shape ``(B,)``)
+    by a table of the CDF per column, ~100x faster.
     """
     u = np.asarray(u, dtype=float)
-    lam = np.broadcast_to(np.asarray(lam, dtype=float), u.shape)
-    z = ndtri(u)
+    lam = np.asarray(lam, dtype=float)
+    if u.ndim == 2 and lam.ndim == 1 and lam.shape[0] == u.shape[1] and u.shape[0] > 0:
+        return _poisson_quantile_columns(u, lam)
+    return _poisson_quantile_any(u, np.broadcast_to(lam, u.shape))
+
+
+def _poisson_quantile_columns(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """:func:`poisson_quantile` with rate ``lam[b]`` for column ``b``: the CDF between the quantiles
+    of the column's smallest and largest ``u`` (every count of the column lies between them), then
+    a binary search. The running maximum makes it exact even if ``pdtr`` were not monotone in the
+    last bit (the smallest ``k`` with ``cdf >= u`` is the smallest with ``max(cdf[:k+1]) >= u``)."""
+    kmin = _poisson_quantile_any(u.min(axis=0), lam)
+    kmax = _poisson_quantile_any(u.max(axis=0), lam)
+    out = np.empty(u.shape)
+    for b in range(u.shape[1]):  # one small table per bin, not per toy
+        cdf = np.maximum.accumulate(pdtr(np.arange(kmin[b], kmax[b] + 1.0), lam[b]))
+        out[:, b] = kmin[b] + np.searchsorted(cdf, u[:, b], side="left")
+    return out
+
+
+def _poisson_quantile_any(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """:func:`poisson_quantile` for any rates of ``u``'s shape: Cornish-Fisher start, then +-1 steps."""
+    z = ndtri(np.maximum(u, 1e-300))  # u = 0 (possible from rng.random) has quantile 0, not NaN
     k = np.maximum(np.floor(lam + np.sqrt(lam) * z + (z * z - 1.0) / 6.0 + 0.5), 0.0).ravel()  # Cornish-Fisher
     uf, lf = u.ravel(), lam.ravel()
     idx = np.flatnonzero(pdtr(k, lf) < uf)
@@ -370,7 +393,7 @@ class ToyLimits:
     def _generate(self, pars: np.ndarray, u: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lam = self.fast.expected_actualdata(pars)
         aux = pars[self.fast.constr_index] + self.fast.constr_sigma * z
-        return poisson_quantile(u, np.broadcast_to(lam, u.shape)), aux
+        return poisson_quantile(u, lam), aux
 
     def _fit_many(self, n, aux, init, mu: float | None = None):
         # q~ of a toy matters to ~1e-5 (the tie tolerance below), not to the scalar fits' 1e-10
