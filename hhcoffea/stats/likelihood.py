@@ -514,7 +514,7 @@ class FastModel:
         return np.matmul(fs[:, None, :], self._base_many(P))[:, 0, :]  # (batched matmul: fast, einsum is not)
 
     def _jacobian_many(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
-        """Yields (T, B), their derivatives by the non-gamma parameters (T, B, K) and by each
+        """Yields (T, B), their derivatives by the non-gamma parameters (T, K, B) and by each
         staterror gamma in its own bin (T, n_gammas), and the parts the curvature term reuses."""
         T = P.shape[0]
         fs, vals = self._factors_many(P)
@@ -522,18 +522,22 @@ class FastModel:
         lam_s = AG * fs[:, :, None]
         lam = lam_s.sum(axis=1)
         pos = self._kpos
-        JK = np.zeros((T, self.nbins, self._others.size))
+        # (T, K, B): each parameter's derivative row is contiguous for the batched products
+        JK = np.zeros((T, self._others.size, self.nbins))
         for s in range(len(self.samples)):
             mods = self._factor_by_sample[s]
             for i in mods:
                 p = self._factor[i][1]
                 # derivative of a product: the other factors times this one's derivative (exact at 0)
-                other = np.ones(T)
+                other = None
                 for j in mods:
                     if j != i:
-                        other = other * vals[j][0]
-                d = other if vals[i][1] is None else other * vals[i][1]
-                JK[:, :, pos[p]] += AG[:, s] * d[:, None]
+                        other = vals[j][0] if other is None else other * vals[j][0]
+                d = vals[i][1] if other is None else (other if vals[i][1] is None else other * vals[i][1])
+                if d is None:  # the only factor of its sample, a plain normfactor: derivative 1
+                    JK[:, pos[p]] += AG[:, s]
+                else:
+                    JK[:, pos[p]] += AG[:, s] * d[:, None]
         stat = None
         if self._hist:
             stat = np.ones((T, *self.nominal.shape))
@@ -542,14 +546,17 @@ class FastModel:
                 s_idx, b_idx = np.nonzero(mask)
                 stat[:, s_idx, b_idx] = P[:, self.stat_index[mask]]
             for s, p, sl, du, dd in self._hist:
-                JK[:, sl, pos[p]] += (fs[:, s, None] * stat[:, s, sl]) * _histosys_delta_many(P[:, p], du, dd)[1]
-        if self._gamma_bins is None:  # gammas shared within a bin: dense columns
+                JK[:, pos[p], sl] += (fs[:, s, None] * stat[:, s, sl]) * _histosys_delta_many(P[:, p], du, dd)[1]
+        if self._gamma_bins is None:  # gammas shared within a bin: dense rows
             for s_i, b_i in zip(*np.nonzero(self.stat_index >= 0)):
                 p = self.stat_index[s_i, b_i]
-                JK[:, b_i, pos[p]] += lam_s[:, s_i, b_i] / P[:, p]
+                JK[:, pos[p], b_i] += lam_s[:, s_i, b_i] / P[:, p]
         if self._gammas.size:
-            lam_g = lam_s[:, :, self._gamma_bin]  # (T, S, G)
-            JG = np.sum(lam_g * self._gamma_samples, axis=1) / P[:, self._gammas]
+            if self._stat_full:  # every sample carries its bin's gamma: d lambda / d gamma = lambda / gamma
+                JG = lam / P[:, self._gammas]
+            else:
+                lam_g = lam_s[:, :, self._gamma_bin]  # (T, S, G)
+                JG = np.sum(lam_g * self._gamma_samples, axis=1) / P[:, self._gammas]
         else:
             JG = np.zeros((T, 0))
         return lam, JK, JG, (fs, vals, AG, stat)
@@ -579,49 +586,71 @@ class FastModel:
             a2 = a * a
             d2 = np.where(np.abs(a) > 1.0, 0.0, (a2 * (90.0 * a2 - 120.0) + 30.0) * (0.0625 * (du - dd)))
             yield np.sum(r[:, sl] * fs[:, s, None] * stat[:, s, sl] * d2, axis=1), p
-        if any(kind == "normsys" for _, _, kind, _, _ in self._factor):
-            for i, (s, p, kind, hilo, coef) in enumerate(self._factor):
-                if kind != "normsys":
-                    continue
-                a = P[:, p]
-                lhi, llo = np.log(hilo[0]), np.log(hilo[1])
-                x = np.clip(a, -1.0, 1.0)
-                inner = sum((j + 1) * j * coef[j] * x ** (j - 1) for j in range(1, 6))
-                d2f = np.where(a >= 1.0, hilo[0] ** a * lhi**2, np.where(a <= -1.0, hilo[1] ** (-a) * llo**2, inner))
-                others = fs[:, s] / np.where(vals[i][0] != 0, vals[i][0], 1.0)
-                yield np.sum(r * base[:, s], axis=1) * others * d2f, p
+        rbase = {}  # sum_b r_b base_sb, once per sample
+        for i, (s, p, kind, hilo, coef) in enumerate(self._factor):
+            if kind != "normsys":
+                continue
+            a = P[:, p]
+            lhi, llo = np.log(hilo[0]), np.log(hilo[1])
+            x = np.clip(a, -1.0, 1.0)
+            # d^2/da^2 of 1 + sum_j coef[j] a^(j+1) (Horner), exponential outside |a| < 1
+            inner = 30.0 * coef[5] * x
+            for j in range(4, 0, -1):
+                inner = (inner + (j + 1) * j * coef[j]) * x if j > 1 else inner + 2.0 * coef[1]
+            if np.any(np.abs(a) >= 1.0):
+                inner = np.where(a >= 1.0, np.exp(a * lhi) * lhi**2, np.where(a <= -1.0, np.exp(-a * llo) * llo**2, inner))
+            others = fs[:, s] / np.where(vals[i][0] != 0, vals[i][0], 1.0)
+            if s not in rbase:
+                rbase[s] = np.matmul(base[:, s, None, :], r[:, :, None])[:, 0, 0]
+            yield rbase[s] * others * inner, p
 
     def _newton_step_many(self, x, n, aux, lam, JK, JG, parts, free):
-        """Gauss-Newton step of every row, with the staterror gammas eliminated (Schur complement)."""
+        """Gauss-Newton step of every row, with the staterror gammas eliminated (Schur complement).
+
+        Each gamma acts on one bin, so eliminating it only reweights that bin: the reduced
+        Hessian of the other parameters is ``JK diag(W - u (JG W)^2 / D) JK^T`` (one batched
+        product), with ``D`` the gamma's own curvature and ``u`` whether it moves."""
         lo, hi = self.bounds[:, 0], self.bounds[:, 1]
         lam_c = np.maximum(lam, _TINY)
-        r = 1.0 - n / lam_c
+        inv = 1.0 / lam_c
+        r = 1.0 - n * inv
         # Gauss-Newton weight n / lambda^2, kept positive in empty bins (else a singular step)
-        W = np.maximum(n, 0.5) / lam_c**2
+        W = np.maximum(n, 0.5) * (inv * inv)
         cvar = self._cvar
         K, G = self._others, self._gammas
-        g = np.zeros_like(x)
-        g[:, K] = np.matmul(r[:, None, :], JK)[:, 0, :]
+        cidx = self.constr_index
+        g = np.empty_like(x)
+        g[:, K] = np.matmul(JK, r[:, :, None])[:, :, 0]
         if G.size:
             g[:, G] = JG * (r if self._gamma_in_order else r[:, self._gamma_bin])
-        g[:, self.constr_index] += (x[:, self.constr_index] - aux) / self.constr_sigma**2
-        active = (((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))) | ~free
-        use = ~active
+        g[:, cidx] += (x[:, cidx] - aux) / self.constr_sigma**2
+        use = ~((((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))) | ~free)
         gu = np.where(use, g, 0.0)
-        uK, uG = use[:, K], use[:, G]
-        JKu = JK * uK[:, None, :]
-        H = np.matmul(JKu.transpose(0, 2, 1), JKu * W[:, :, None])
-        diagK = np.arange(K.size)
-        H[:, diagK, diagK] = np.where(uK, H[:, diagK, diagK] * (1.0 + 1e-9) + 1.0 / cvar[K], 1.0)
+        uK = use[:, K]
         gK = gu[:, K]
         if G.size:
-            JGu = JG * uG
+            uG = use[:, G]
             Wg = W if self._gamma_in_order else W[:, self._gamma_bin]
-            D = np.where(uG, JGu**2 * Wg + 1.0 / cvar[G], 1.0)
-            C = (JKu if self._gamma_in_order else JKu[:, self._gamma_bin, :]) * (JGu * Wg)[:, :, None]  # (T, G, K)
+            JW = JG * Wg
+            D = np.where(uG, JG * JW + 1.0 / cvar[G], 1.0)
             gG = gu[:, G]
-            H = H - np.matmul(C.transpose(0, 2, 1), C / D[:, :, None])
-            gK = gK - np.matmul((gG / D)[:, None, :], C)[:, 0, :]
+            JWu = np.where(uG, JW, 0.0) / D  # coupling of each gamma to its bin, per unit of D
+            if self._gamma_in_order:
+                W_eff = W - JWu * JW
+                v = JWu * gG
+            else:
+                W_eff = W.copy()
+                W_eff[:, self._gamma_bin] -= JWu * JW
+                v = np.zeros_like(W)
+                v[:, self._gamma_bin] = JWu * gG
+            gK = gK - np.where(uK, np.matmul(JK, v[:, :, None])[:, :, 0], 0.0)
+        else:
+            W_eff = W
+        H = np.matmul(JK * W_eff[:, None, :], JK.transpose(0, 2, 1))
+        if not uK.all():  # a parameter that does not move: its row and column out of the system
+            H *= uK[:, :, None] & uK[:, None, :]
+        diagK = np.arange(K.size)
+        H[:, diagK, diagK] = np.where(uK, H[:, diagK, diagK] * (1.0 + 1e-9) + 1.0 / cvar[K], 1.0)
         for h, p in self._curvature_many(x, r, parts):
             # second-derivative term of the exact Hessian where it adds curvature (Gauss-Newton
             # alone oscillates on the polynomial part of the interpolations)
@@ -633,10 +662,12 @@ class FastModel:
             hd = np.abs(H[:, diagK, diagK])
             dK = -np.where(hd > 0, gK / np.where(hd > 0, hd, 1.0), 0.0)
         step = np.zeros_like(x)
-        step[:, K] = dK
+        step[:, K] = np.where(uK, dK, 0.0)
         if G.size:
-            step[:, G] = -(gG + np.matmul(C, dK[:, :, None])[:, :, 0]) / D
-        step = np.where(use, step, 0.0)
+            JdK = np.matmul(step[:, None, K], JK)[:, 0, :]  # (T, B)
+            if not self._gamma_in_order:
+                JdK = JdK[:, self._gamma_bin]
+            step[:, G] = np.where(uG, -(gG / D) - JWu * JdK, 0.0)
         return step, gu, use
 
     def fit_many(
