@@ -117,6 +117,26 @@ def _histosys_delta_many(a: np.ndarray, du: np.ndarray, dd: np.ndarray) -> tuple
     return delta, ddelta
 
 
+def _take(tree, rows):
+    """``tree`` (arrays, tuples/lists of arrays, None) with every array indexed by ``rows``."""
+    if tree is None:
+        return None
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_take(t, rows) for t in tree)
+    return tree[rows]
+
+
+def _put(tree, rows, values) -> None:
+    """Write ``values`` (same structure as ``tree``) into the ``rows`` of ``tree``'s arrays."""
+    if tree is None:
+        return
+    if isinstance(tree, (tuple, list)):
+        for t, v in zip(tree, values):
+            _put(t, rows, v)
+        return
+    tree[rows] = values
+
+
 @dataclass
 class BatchFitResult:
     """Best fits of many datasets: parameters ``(T, P)``, ``-logpdf`` ``(T,)`` and convergence ``(T,)``."""
@@ -707,20 +727,21 @@ class FastModel:
         hi = np.where(free, self.bounds[:, 1], np.inf)
         x = np.clip(x, lo, hi)
         ok = np.zeros(T, dtype=bool)
+        f_out = np.empty(T)
         work = np.arange(T)
         xw, nw, aw = x, n, aux
-        lam, JK, JG, parts = self._jacobian_many(xw)
-        f = self._nll_many(xw, nw, aw, lam)
+        jac = self._jacobian_many(xw)
+        f = self._nll_many(xw, nw, aw, jac[0])
         for _ in range(max_iter):
             if work.size == 0:
                 break
-            step, gu, use = self._newton_step_many(xw, nw, aw, lam, JK, JG, parts, free)
+            step, gu, use = self._newton_step_many(xw, nw, aw, *jac, free)
             # Newton decrement: the predicted gain of a full step; below ftol the fit has converged
             inside = np.all((xw + step >= lo) & (xw + step <= hi) | ~use, axis=1)
             at_min = inside & (-np.sum(gu * step, axis=1) < ftol)
             if at_min.any():
                 idx = work[at_min]
-                x[idx] = xw[at_min]
+                x[idx], f_out[idx] = xw[at_min], f[at_min]
                 ok[idx] = True
                 keep = ~at_min
                 work, xw, nw, aw, f = work[keep], xw[keep], nw[keep], aw[keep], f[keep]
@@ -729,7 +750,9 @@ class FastModel:
                     break
             t = np.ones(work.size)
             xn = np.clip(xw + step, lo, hi)  # step is 0 where a parameter does not move
-            fn = self._nll_many(xn, nw, aw)
+            # derivatives at the full step right away: it is accepted almost always
+            jac_n = self._jacobian_many(xn)
+            fn = self._nll_many(xn, nw, aw, jac_n[0])
             slack = 1e-12 * (1.0 + np.abs(f))  # rounding of the NLL itself
             for _ls in range(30):  # backtracking, only for the datasets whose step was too long
                 bad = ~(fn <= f + 1e-4 * np.sum(gu * (xn - xw), axis=1) + slack) & (t > 1e-8)
@@ -750,15 +773,18 @@ class FastModel:
             f = np.where(improved, fn, f)
             finished = conv | stuck
             idx = work[finished]
-            x[idx] = xw[finished]
+            x[idx], f_out[idx] = xw[finished], f[finished]
             ok[idx] = conv[finished]
             keep = ~finished
             work, xw, nw, aw, f = work[keep], xw[keep], nw[keep], aw[keep], f[keep]
             if work.size:
-                lam, JK, JG, parts = self._jacobian_many(xw)
+                jac = _take(jac_n, keep)
+                redo = ~(improved & (t == 1.0))[keep]  # rows not at the full step: derivatives anew
+                if redo.any():
+                    _put(jac, redo, self._jacobian_many(xw[redo]))
         if work.size:
-            x[work] = xw
-        nll = self._nll_many(x, n, aux) + self.nll_const_many(n)
+            x[work], f_out[work] = xw, f
+        nll = f_out + self.nll_const_many(n)
         for i in np.flatnonzero(~ok):  # rare: refit one by one with the scalar fitter's fallback
             res = self.fit(np.concatenate([n[i], aux[i]]), init=x[i], fixed_values=fixed_values)
             if res.nll <= nll[i] + 1e-9 or res.success:
