@@ -117,6 +117,13 @@ def _histosys_delta_many(a: np.ndarray, du: np.ndarray, dd: np.ndarray) -> tuple
     return delta, ddelta
 
 
+def _as_slice(idx: np.ndarray):
+    """``idx`` as a slice when it is a contiguous ascending range (column views instead of copies)."""
+    if idx.size and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size)):
+        return slice(int(idx[0]), int(idx[0]) + idx.size)
+    return idx
+
+
 def _take(tree, rows):
     """``tree`` (arrays, tuples/lists of arrays, None) with every array indexed by ``rows``."""
     if tree is None:
@@ -488,6 +495,8 @@ class FastModel:
         others[self._gammas] = False
         self._others = np.flatnonzero(others)
         self._kpos = {int(p): i for i, p in enumerate(self._others)}
+        # column selectors of the Newton step: slices (views) when the indices are contiguous
+        self._K_cols, self._G_cols = _as_slice(self._others), _as_slice(self._gammas)
         # gamma k in bin k (the usual layout): slices instead of fancy-index copies
         self._gamma_in_order = gb is not None and np.array_equal(gb[self._gammas], np.arange(self.nbins))
         self._stat_full = self._gamma_in_order and bool(np.all(self.stat_index == self._gammas[None, :]))
@@ -638,22 +647,23 @@ class FastModel:
         W = np.maximum(n, 0.5) * (inv * inv)
         cvar = self._cvar
         K, G = self._others, self._gammas
+        Kc, Gc = self._K_cols, self._G_cols
         cidx = self.constr_index
         g = np.empty_like(x)
-        g[:, K] = np.matmul(JK, r[:, :, None])[:, :, 0]
+        g[:, Kc] = np.matmul(JK, r[:, :, None])[:, :, 0]
         if G.size:
-            g[:, G] = JG * (r if self._gamma_in_order else r[:, self._gamma_bin])
+            g[:, Gc] = JG * (r if self._gamma_in_order else r[:, self._gamma_bin])
         g[:, cidx] += (x[:, cidx] - aux) / self.constr_sigma**2
         use = ~((((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))) | ~free)
         gu = np.where(use, g, 0.0)
-        uK = use[:, K]
-        gK = gu[:, K]
+        uK = use[:, Kc]
+        gK = gu[:, Kc]
         if G.size:
-            uG = use[:, G]
+            uG = use[:, Gc]
             Wg = W if self._gamma_in_order else W[:, self._gamma_bin]
             JW = JG * Wg
             D = np.where(uG, JG * JW + 1.0 / cvar[G], 1.0)
-            gG = gu[:, G]
+            gG = gu[:, Gc]
             JWu = np.where(uG, JW, 0.0) / D  # coupling of each gamma to its bin, per unit of D
             if self._gamma_in_order:
                 W_eff = W - JWu * JW
@@ -682,12 +692,12 @@ class FastModel:
             hd = np.abs(H[:, diagK, diagK])
             dK = -np.where(hd > 0, gK / np.where(hd > 0, hd, 1.0), 0.0)
         step = np.zeros_like(x)
-        step[:, K] = np.where(uK, dK, 0.0)
+        step[:, Kc] = np.where(uK, dK, 0.0)
         if G.size:
-            JdK = np.matmul(step[:, None, K], JK)[:, 0, :]  # (T, B)
+            JdK = np.matmul(step[:, None, Kc], JK)[:, 0, :]  # (T, B)
             if not self._gamma_in_order:
                 JdK = JdK[:, self._gamma_bin]
-            step[:, G] = np.where(uG, -(gG / D) - JWu * JdK, 0.0)
+            step[:, Gc] = np.where(uG, -(gG / D) - JWu * JdK, 0.0)
         return step, gu, use
 
     def fit_many(
@@ -778,10 +788,12 @@ class FastModel:
             keep = ~finished
             work, xw, nw, aw, f = work[keep], xw[keep], nw[keep], aw[keep], f[keep]
             if work.size:
-                jac = _take(jac_n, keep)
                 redo = ~(improved & (t == 1.0))[keep]  # rows not at the full step: derivatives anew
                 if redo.any():
+                    jac = _take(jac_n, keep)  # a copy (some parts may be read-only broadcasts)
                     _put(jac, redo, self._jacobian_many(xw[redo]))
+                else:
+                    jac = jac_n if keep.all() else _take(jac_n, keep)
         if work.size:
             x[work], f_out[work] = xw, f
         nll = f_out + self.nll_const_many(n)
