@@ -147,7 +147,8 @@ def _fmt(v, spec="{:.3f}"):
 
 def table(results: dict) -> str:
     """Markdown table: one row per sample and source (fast, showered, seeds)."""
-    lines = ["| sample | source | four-tag events | matched | jets 4 / 5 / ≥6 (matched) | m_h1 / m_h2 peak [GeV] | m_h1 / m_h2 median | min-ΔR eff. |",
+    lines = ["| sample | source | four-tag events | matched | jets 4 / 5 / ≥6 (matched) "
+             "| m_h1 / m_h2 peak [GeV] | m_h1 / m_h2 median | min-ΔR eff. |",
              "|---|---|---|---|---|---|---|---|"]
     for name, by_source in results.items():
         for source, r in by_source.items():

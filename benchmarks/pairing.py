@@ -142,10 +142,10 @@ def main(argv=None) -> int:
                     continue
                 pairer = get_pairer(plugin, **options)
                 result = pairer(jets)  # warm-up, and the acceptance
-                rate = args.events / timed(lambda: pairer(jets), args.repeat)
+                rate = args.events / timed(lambda: pairer(jets), args.repeat)  # noqa: B023 (called here)
                 py_rate = ratio = ""
                 if label in PYTHON:
-                    py_time = timed(lambda: PYTHON[label](py_events), 1)
+                    py_time = timed(lambda: PYTHON[label](py_events), 1)  # noqa: B023 (called here)
                     py_rate_value = len(py_events) / py_time
                     py_rate, ratio = f"{py_rate_value:,.0f}", f"{rate / py_rate_value:,.0f}x"
                     # the per-event version must agree with the vectorised one
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
                     if rate < HH_TARGET:
                         slow.append((label, sample, rate))
     if slow:
-        print("below the 1e6 events/s target:", ", ".join(f"{l} on {s} ({r:,.0f}/s)" for l, s, r in slow))
+        print("below the 1e6 events/s target:", ", ".join(f"{name} on {s} ({r:,.0f}/s)" for name, s, r in slow))
         return 1
     print("every HH pairer >= 1,000,000 events/s")
     return 0

@@ -20,8 +20,8 @@ from pathlib import Path
 import uproot
 from coffea import processor
 
-from hhcoffea.events import AutoSchema
 from hhcoffea.emulation import generate
+from hhcoffea.events import AutoSchema
 from hhcoffea.pairing import get_pairer
 from hhcoffea.processors.hh4b import HH4bProcessor
 
@@ -87,8 +87,13 @@ def btag_weighted_options(fileset, chunksize, workdir):
     """Processor options for method-1a b-tag weights with the btag_bc/btag_light variations filled
     into m_hh, from efficiency maps measured on the same files (through the Runner)."""
     from hhcoffea.corrections.btagging import load_working_points, parse_btagging
-    from hhcoffea.corrections.btagging.maps import (DEFAULT_ABSETA_EDGES, DEFAULT_MIN_JETS, DEFAULT_PT_EDGES,
-                                                    efficiency_correction_set, write_efficiency_file)
+    from hhcoffea.corrections.btagging.maps import (
+        DEFAULT_ABSETA_EDGES,
+        DEFAULT_MIN_JETS,
+        DEFAULT_PT_EDGES,
+        efficiency_correction_set,
+        write_efficiency_file,
+    )
     from hhcoffea.corrections.btagging.measure import maps_from_counts
     from hhcoffea.processors.btag_efficiency import BTagEfficiencyProcessor
 

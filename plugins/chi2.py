@@ -15,8 +15,8 @@ import numbers
 import awkward as ak
 import numpy as np
 
-from hhcoffea.constants import CHI2_EXHAUSTIVE_MAX_BTAGGED, CHI2_HIGGS_MASS
 from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
+from hhcoffea.constants import CHI2_EXHAUSTIVE_MAX_BTAGGED, CHI2_HIGGS_MASS
 from hhcoffea.pairing import (
     JetColumns,
     Pairer,

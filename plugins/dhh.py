@@ -12,6 +12,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
+from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
 from hhcoffea.constants import (
     DHH_HIGH_M4J_DR_MAX,
     DHH_LEAD_WINDOW,
@@ -20,7 +21,6 @@ from hhcoffea.constants import (
     DHH_SUBL_WINDOW,
     FOUR_TAG_N_BJETS,
 )
-from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
 from hhcoffea.pairing import (
     Pairer,
     PairingResult,

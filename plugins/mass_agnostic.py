@@ -9,8 +9,8 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from hhcoffea.constants import FOUR_TAG_N_BJETS, MASS_AGNOSTIC_K
 from hhcoffea.columnar.kinematics import invariant_mass, to_cartesian
+from hhcoffea.constants import FOUR_TAG_N_BJETS, MASS_AGNOSTIC_K
 from hhcoffea.pairing import (
     Pairer,
     PairingResult,

@@ -11,11 +11,6 @@ import numpy as np
 from coffea import processor
 
 from hhcoffea import constants as c
-from hhcoffea.events import event_model, higgs_bquarks
-from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
-from hhcoffea.pairing import Pairer, PairingResult, order_by_scalar_pt
-from hhcoffea.corrections.jes import JetScaleVariation
-from hhcoffea.corrections.btagging import BTagging
 from hhcoffea.columnar.selection import (
     four_tag_flat,
     higgs_candidates,
@@ -24,6 +19,11 @@ from hhcoffea.columnar.selection import (
     x_hh,
 )
 from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
+from hhcoffea.corrections.btagging import BTagging
+from hhcoffea.corrections.jes import JetScaleVariation
+from hhcoffea.events import event_model, higgs_bquarks
+from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
+from hhcoffea.pairing import Pairer, PairingResult, order_by_scalar_pt
 from hhcoffea.scoring.features import feature_rows, lazy_event_columns
 from hhcoffea.scoring.selections import ScoringPlan
 

@@ -9,9 +9,9 @@ import yaml
 from layouts import delphes_arrays, toy_events, write_nanoaod
 
 from hhcoffea.events import events_from_arrays
-from hhcoffea.workflow.job import load_job
 from hhcoffea.pairing import get_pairer
 from hhcoffea.processors.hh4b import HH4bProcessor
+from hhcoffea.workflow.job import load_job
 from hhcoffea.workflow.runner import run_job
 
 META = {"dataset": "toy", "process": "resonant", "xsec_fb": 1.0, "n_generated": 1000}

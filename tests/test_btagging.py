@@ -16,7 +16,7 @@ import uproot
 import yaml
 
 from hhcoffea import constants as C
-from hhcoffea.corrections.btagging import load_working_points, emulation_bits, efficiency_maps
+from hhcoffea.corrections.btagging import efficiency_maps, emulation_bits, load_working_points
 from hhcoffea.corrections.btagging.maps import DEFAULT_SF_UNCERTAINTY, default_scale_factor_path
 from hhcoffea.corrections.btagging.truth_tag import draw_tagged, event_uniforms, probability_at_least
 from hhcoffea.emulation import generate_arrays

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import uproot
 from coffea.nanoevents import NanoEventsFactory
-
-from hhcoffea.events import AutoSchema, detect_layout, event_model, higgs_bquarks
-from hhcoffea.events import InputError, events_from_arrays, inspect_file
 from layouts import delphes_arrays, toy_events, write_nanoaod
+
+from hhcoffea.events import AutoSchema, InputError, detect_layout, event_model, events_from_arrays, higgs_bquarks, inspect_file
 
 
 @pytest.fixture(scope="module")

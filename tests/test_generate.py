@@ -11,9 +11,9 @@ import pytest
 import uproot
 
 from hhcoffea import constants as C
-from hhcoffea.emulation import calibration, detector, generate, generate_arrays, processes, xsec
 from hhcoffea.cli import generate as emulation_cli
 from hhcoffea.columnar.kinematics import delta_phi, invariant_mass, to_cartesian
+from hhcoffea.emulation import calibration, detector, generate, generate_arrays, processes, xsec
 
 EXPECTED_BRANCHES = {
     "nJet": "int32",

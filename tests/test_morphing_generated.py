@@ -15,9 +15,9 @@ import yaml
 
 from hhcoffea import constants as C
 from hhcoffea.emulation import xsec
+from hhcoffea.stats import morphing, workspace
 from hhcoffea.workflow.job import load_job
 from hhcoffea.workflow.runner import run_job
-from hhcoffea.stats import morphing, workspace
 
 BASIS = (1.0, 5.0, 10.0)
 CHECK = 3.0

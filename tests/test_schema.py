@@ -98,8 +98,8 @@ def test_bins_forms_cannot_be_confused(tmp_path):
 
 
 def test_both_bins_forms_build_the_axis_they_say(tmp_path):
-    from hhcoffea.workflow.runner import make_processor
     from hhcoffea.histograms import book
+    from hhcoffea.workflow.runner import make_processor
 
     config = copy.deepcopy(BASE)
     config["histograms"] = {"m_hh": {"bins": {"edges": [250, 500, 1000]}}, "pt_hh": {"bins": {"n": 3, "lo": 0, "hi": 30}}}

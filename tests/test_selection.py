@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from hhcoffea import constants as c
-from hhcoffea.pairing import get_pairer, order_by_scalar_pt
 from hhcoffea.columnar.selection import four_tag, good_jets, higgs_candidates, min_x_wt, resonant_pt_cuts, x_hh
 from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
+from hhcoffea.pairing import get_pairer, order_by_scalar_pt
 
 
 def p4(pt, eta, phi, m):

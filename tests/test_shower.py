@@ -16,8 +16,8 @@ pytest.importorskip("fastjet", reason="the shower tests need the fastjet wheel (
 from hhcoffea import constants as C  # noqa: E402
 from hhcoffea.columnar.kinematics import delta_r  # noqa: E402
 from hhcoffea.emulation import generate  # noqa: E402
-from hhcoffea.emulation.shower import les_houches_events  # noqa: E402
 from hhcoffea.emulation.processes import HARD_PROCESSES  # noqa: E402
+from hhcoffea.emulation.shower import les_houches_events  # noqa: E402
 
 N_EVENTS = 240
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import math
 import pickle
-from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -111,7 +110,7 @@ def test_export_targets_match_the_truth_event_by_event(exported):
     assert data["datasets"] == ["X500", "hh_k5", "qcd"]
     n_jets = data["INPUTS/Source/MASK"].shape[1]
     assert n_jets == 6
-    checked = dropped_seen = 0
+    checked = 0
     for code, name in enumerate(data["datasets"]):
         with uproot.open(base / "data" / f"{name}.root") as f:
             tree = f["Events"]

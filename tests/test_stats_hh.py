@@ -192,7 +192,8 @@ def test_fast_model_reproduces_pyhf_logpdf_and_gradient():
         f0, g = fast.nll_and_grad(pars, n, aux)
         eps = 1e-6
         num = [
-            (fast.nll_and_grad(pars + eps * np.eye(pars.size)[i], n, aux)[0] - fast.nll_and_grad(pars - eps * np.eye(pars.size)[i], n, aux)[0]) / (2 * eps)
+            (fast.nll_and_grad(pars + eps * np.eye(pars.size)[i], n, aux)[0]
+             - fast.nll_and_grad(pars - eps * np.eye(pars.size)[i], n, aux)[0]) / (2 * eps)
             for i in range(pars.size)
         ]
         np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6)
@@ -247,7 +248,7 @@ def test_counting_model_expected_limit_matches_closed_form():
 
     for n, got in zip(limits.BAND_SIGMAS, res.expected):
         target = -n - ndtri(0.05 * (0.5 * math.erfc(n / math.sqrt(2))))
-        closed = brentq(lambda mu: math.sqrt(2 * (mu * s - b * math.log1p(mu * s / b))) - target, 1e-6, 50)
+        closed = brentq(lambda mu: math.sqrt(2 * (mu * s - b * math.log1p(mu * s / b))) - target, 1e-6, 50)  # noqa: B023
         assert got == pytest.approx(closed, rel=1e-4)
     # median: Asimov with mu' = 0 has sqrt(q_A) = 1.96 at the limit (Cowan et al. eq. 89)
     assert res.median == pytest.approx(
@@ -304,7 +305,8 @@ def test_patchset_apply_with_pyhf_cli_gives_fittable_workspace(synthetic, tmp_pa
     pyhf.PatchSet(pset).verify(bkg)
     target = tmp_path / "mX_800.json"
     proc = subprocess.run(
-        [*PYHF_CLI, "patchset", "apply", str(out / "resonant_bkgonly.json"), str(out / "resonant_patchset.json"), "--name", "mX_800", "--output-file", str(target)],
+        [*PYHF_CLI, "patchset", "apply", str(out / "resonant_bkgonly.json"), str(out / "resonant_patchset.json"),
+         "--name", "mX_800", "--output-file", str(target)],
         capture_output=True,
         text=True,
     )
@@ -324,7 +326,7 @@ def test_patchset_apply_with_pyhf_cli_gives_fittable_workspace(synthetic, tmp_pa
     assert row["xsec_limit_observed_fb"] == pytest.approx(row["mu_observed"] * 0.6 * constants.SQRT_S_RESCALE_13_TO_14)
     assert summary["luminosities"]["300"]["resonant"]["data"] == "background-only Asimov"
     # background-only workspaces have no signal: their model needs poi_name=None (README)
-    with pytest.raises(Exception):
+    with pytest.raises(pyhf.exceptions.InvalidModel):
         pyhf.Workspace(bkg).model()
     assert pyhf.Workspace(bkg).model(poi_name=None).config.poi_index is None
 

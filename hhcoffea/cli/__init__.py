@@ -10,7 +10,9 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["SUBCOMMANDS", "build_parser", "console", "main"]
+__all__ = [
+    "SUBCOMMANDS", "add_executor_arguments", "add_targets", "build_parser", "console", "executor_overrides", "main",
+]
 
 #: subcommand -> (module under hhcoffea.cli, help)
 SUBCOMMANDS = {
@@ -31,6 +33,28 @@ def console():
     from rich.console import Console
 
     return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser, executors=("iterative", "futures", "dask")) -> None:
+    """``--executor`` and ``--workers``: the job's executor, overridden from the command line."""
+    parser.add_argument("--executor", choices=executors, help="override the job's executor")
+    parser.add_argument("--workers", type=int, help="override the number of workers")
+
+
+def executor_overrides(args: argparse.Namespace) -> dict:
+    """The job overrides that :func:`add_executor_arguments` options ask for."""
+    executor = {key: value for key, value in (("name", args.executor), ("workers", args.workers)) if value}
+    return {"executor": executor} if executor else {}
+
+
+def add_targets(parser: argparse.ArgumentParser, targets: dict) -> None:
+    """Sub-targets of a subcommand (``hhcoffea export spanet``): ``{name: (add_arguments, main,
+    help)}``; the chosen one's ``main`` runs as ``args.target_main``."""
+    sub = parser.add_subparsers(dest="target", required=True)
+    for name, (arguments, run, help_text) in targets.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        arguments(p)
+        p.set_defaults(target_main=run)
 
 
 def build_parser() -> argparse.ArgumentParser:

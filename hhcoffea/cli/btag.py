@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_executor_arguments, executor_overrides
 from . import console as _console
 
 __all__ = ["add_arguments", "main"]
@@ -21,8 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     measure.add_argument("--datasets", nargs="+", help="only these datasets (default: all)")
     measure.add_argument("--flow", choices=("error", "clamp"), help="out-of-range inputs (default: btagging.measure.flow or error)")
     measure.add_argument("--min-jets", type=float, help="merge bins with fewer effective jets (default 100)")
-    measure.add_argument("--executor", choices=("iterative", "futures", "dask"), help="override the job's executor")
-    measure.add_argument("--workers", type=int, help="override the number of workers")
+    add_executor_arguments(measure)
     measure.add_argument("--no-progress", action="store_true")
 
 
@@ -33,11 +33,7 @@ def main(args) -> int:
     from ..workflow.runner import ensure_samples, resolve_datasets
 
     console = _console()
-    overrides = {}
-    if args.executor:
-        overrides.setdefault("executor", {})["name"] = args.executor
-    if args.workers:
-        overrides.setdefault("executor", {})["workers"] = args.workers
+    overrides = executor_overrides(args)
     job = load_job(args.job, overrides)
     datasets = resolve_datasets(job, ensure_samples(job, console))
     if args.datasets:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_executor_arguments, add_targets, executor_overrides
 from . import console as _console
 from . import scoring_targets as _scoring
 
@@ -17,8 +18,7 @@ TARGETS: dict = {}
 def _spanet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="job YAML file (datasets/samples, executor, export.spanet section)")
     p.add_argument("-o", "--output", required=True, help="folder for training.h5, testing.h5, event.yaml, export.json")
-    p.add_argument("--executor", choices=("iterative", "futures", "dask"), help="override the job's executor")
-    p.add_argument("--workers", type=int, help="override the number of workers")
+    add_executor_arguments(p)
     p.add_argument("--quick", action="store_true", help="only the job's quick_chunks chunks per dataset")
     p.add_argument("--no-progress", action="store_true")
 
@@ -28,11 +28,7 @@ def _spanet_main(args) -> int:
     from ..workflow.spanet_export import run_spanet_export
 
     console = _console()
-    overrides = {}
-    if args.executor:
-        overrides.setdefault("executor", {})["name"] = args.executor
-    if args.workers:
-        overrides.setdefault("executor", {})["workers"] = args.workers
+    overrides = executor_overrides(args)
     job = load_job(args.job, overrides, plugins=False)
     report = run_spanet_export(job, args.output, status=not args.no_progress, console=console, quick=args.quick)
     for name, counts in report["counts"].items():
@@ -65,11 +61,7 @@ TARGETS["features"] = (_scoring.export_features_arguments, _scoring.export_featu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="target", required=True)
-    for name, (arguments, run, help_text) in TARGETS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        arguments(p)
-        p.set_defaults(target_main=run)
+    add_targets(parser, TARGETS)
 
 
 def main(args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_executor_arguments, executor_overrides
 from . import console as _console
 
 __all__ = ["add_arguments", "main"]
@@ -13,8 +14,7 @@ __all__ = ["add_arguments", "main"]
 def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("job", help="job YAML file")
     run.add_argument("--quick", action="store_true", help="quick test: only the job's quick_chunks chunks per dataset")
-    run.add_argument("--executor", choices=("iterative", "futures", "dask", "dask-awkward"), help="override the job's executor")
-    run.add_argument("--workers", type=int, help="override the number of workers")
+    add_executor_arguments(run, ("iterative", "futures", "dask", "dask-awkward"))
     run.add_argument("--output", help="override the output folder")
     run.add_argument("--no-plots", action="store_true")
     run.add_argument("--no-progress", action="store_true")
@@ -29,11 +29,7 @@ def main(args) -> int:
     from ..workflow.summary import normalisation_lines, summary_table
 
     console = _console()
-    overrides = {}
-    if args.executor:
-        overrides.setdefault("executor", {})["name"] = args.executor
-    if args.workers:
-        overrides.setdefault("executor", {})["workers"] = args.workers
+    overrides = executor_overrides(args)
     if args.output:
         overrides["output"] = args.output
     job = load_job(args.job, overrides)

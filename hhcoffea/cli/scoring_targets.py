@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_executor_arguments, executor_overrides
 from . import console as _console
 
 __all__ = ["export_features_arguments", "export_features_main", "train_dnn_arguments", "train_dnn_main"]
@@ -23,8 +24,7 @@ def export_features_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairer", help="pairer label whose candidates make the features (default: the job's first)")
     p.add_argument("--format", choices=("parquet", "hdf5"), default="parquet")
     p.add_argument("--seed", type=int, default=0, help="seed of the kappa_lambda drawn for background events")
-    p.add_argument("--executor", choices=("iterative", "futures", "dask"), help="override the job's executor")
-    p.add_argument("--workers", type=int, help="override the number of workers")
+    add_executor_arguments(p)
     p.add_argument("--quick", action="store_true", help="only the job's quick_chunks chunks per dataset")
     p.add_argument("--no-progress", action="store_true")
 
@@ -36,11 +36,7 @@ def export_features_main(args) -> int:
     from ..workflow.runner import run_job
 
     console = _console()
-    overrides = {"selections": {}, "systematics": {}, "histograms": {}}
-    if args.executor:
-        overrides.setdefault("executor", {})["name"] = args.executor
-    if args.workers:
-        overrides.setdefault("executor", {})["workers"] = args.workers
+    overrides = {"selections": {}, "systematics": {}, "histograms": {}, **executor_overrides(args)}
     job = load_job(args.job, overrides)
     pairer = args.pairer or next(iter(job.config["pairers"]))
     if pairer not in job.config["pairers"]:

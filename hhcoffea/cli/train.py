@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_targets
 from . import console as _console
 from . import scoring_targets as _scoring
 
@@ -50,11 +51,7 @@ TARGETS["dnn"] = (_scoring.train_dnn_arguments, _scoring.train_dnn_main, _scorin
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="target", required=True)
-    for name, (arguments, run, help_text) in TARGETS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        arguments(p)
-        p.set_defaults(target_main=run)
+    add_targets(parser, TARGETS)
 
 
 def main(args) -> int:

@@ -8,8 +8,8 @@ import awkward as ak
 import numpy as np
 
 from .. import constants as c
-from .kinematics import from_cartesian, invariant_mass, to_cartesian
 from .jets import gather
+from .kinematics import from_cartesian, invariant_mass, to_cartesian
 
 __all__ = [
     "four_tag",

@@ -12,8 +12,8 @@ import awkward as ak
 import numpy as np
 
 from .. import constants as c
-from .kinematics import delta_r
 from .jets import gather
+from .kinematics import delta_r
 
 __all__ = ["correct_higgs_count", "match_quarks"]
 

@@ -75,7 +75,8 @@ def _chunk(task):
     hard = HARD_PROCESSES[process](rng, n, m_x, kappa_lambda)
     if shower is None:
         return simulate(rng, hard, working_point)
-    from .shower import SPARE_EVENTS, shower as run_shower
+    from .shower import SPARE_EVENTS
+    from .shower import shower as run_shower
 
     spare = HARD_PROCESSES[process](rng, max(int(SPARE_EVENTS[0] * n), SPARE_EVENTS[1]), m_x, kappa_lambda)
     return run_shower(rng, hard, process, working_point, m_x=m_x, spare=spare)

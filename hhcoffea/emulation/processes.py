@@ -255,9 +255,9 @@ def _hard_ttbar(rng, n, m_x, kappa_lambda):
         w, b = _two_body(rng, t_p4, mt, mw, B_QUARK_MASS)
         decays.append((sign, w, mw, b, it))
     iw = [hard.add(w, mw, sign * PDG_W, STATUS_INTERMEDIATE, it, False) for sign, w, mw, b, it in decays]
-    for sign, w, mw, b, it in decays:
+    for sign, _w, _mw, b, it in decays:
         hard.add(b, B_QUARK_MASS, sign * PDG_B, STATUS_OUTGOING, it, True)
-    for (sign, w, mw, b, it), wi in zip(decays, iw):
+    for (sign, w, mw, _b, _it), wi in zip(decays, iw):
         cs = rng.uniform(0.0, 1.0, n) < TTBAR_W_CS_FRACTION
         # W+ -> u dbar | c sbar ; W- -> d ubar | s cbar (up-type quark first for W+)
         up_pdg = np.where(cs, 4, 2) * sign

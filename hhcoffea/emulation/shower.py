@@ -52,8 +52,9 @@ import numpy as np
 
 from .. import constants as C
 from ..columnar.kinematics import delta_phi
-from .detector import MET_NOISE, _btag_bits, _listoffset as listoffset, measure_jets
-from .processes import PDG_B, PDG_G, PDG_H, PDG_T, PDG_W, PDG_X, HardProcess, _boost
+from .detector import MET_NOISE, _btag_bits, measure_jets
+from .detector import _listoffset as listoffset
+from .processes import PDG_B, PDG_G, PDG_H, PDG_T, PDG_W, HardProcess, _boost
 from .xsec import SQRT_S
 
 __all__ = ["SHOWERS", "available", "les_houches_events", "shower", "version"]

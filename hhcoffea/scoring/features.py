@@ -70,7 +70,8 @@ def candidate_columns(jets: ak.Array, higgs_jet_indices: np.ndarray, candidates:
     # selected jets are pT-ordered, so the lower index is the higher-pT jet
     ordered = np.sort(higgs_jet_indices, axis=2)
     ordered = np.where((higgs_jet_indices >= 0).all(axis=2, keepdims=True), ordered, -1)
-    block = gather(jets, ordered.reshape(n, 4), fields=("pt", "eta", "phi", "mass", "btag")) if n else {f: np.zeros((0, 4)) for f in ("pt", "eta", "phi", "mass", "btag")}
+    fields = ("pt", "eta", "phi", "mass", "btag")
+    block = gather(jets, ordered.reshape(n, 4), fields=fields) if n else {f: np.zeros((0, 4)) for f in fields}
     out: dict[str, np.ndarray] = {}
     for h in range(2):
         for field in ("pt", "eta", "phi", "mass"):

@@ -122,8 +122,8 @@ def parse_selections(selections: Mapping | None, pairers, scorers, regions, wher
         if after not in regions:
             raise ValueError(f"{key}.after: got {after!r}; expected a processor region {list(regions)}")
 
-        def names(k):
-            v = spec.get(k)
+        def names(k):  # called within this iteration
+            v = spec.get(k)  # noqa: B023
             return None if v is None else tuple([v] if isinstance(v, str) else v)
 
         out[name] = Selection(

@@ -472,7 +472,8 @@ def _equivalent(cfg: StatisticsConfig, inp: AnalysisInputs, histograms, metadata
         lumi = None
         if target is not None:
             lumi = equivalent_luminosity(
-                lambda L: kappa_width(baseline, L / cfg.l0, method), target, (lref / 30.0, lref * 30.0), rtol=1e-3
+                lambda L: kappa_width(baseline, L / cfg.l0, method),  # noqa: B023 (solved here)
+                target, (lref / 30.0, lref * 30.0), rtol=1e-3,
             )
         data = cfg.profile_data if method == "profile" else cfg.cls_data
         out[method] = {"delta_kappa_lambda": target, "equivalent_luminosity_fb": lumi, "data": data.label}

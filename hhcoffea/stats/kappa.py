@@ -13,7 +13,8 @@
 
 (b) **Profile likelihood, kappa_lambda as POI** (:func:`kappa_profile_scan`): the model's signal
     strength is fixed to 1 whatever the data (background-only data give a scan that rises where
-    the predicted signal grows) and kappa_lambda enters through the morphed template; ``-2 ln L(kappa_lambda)`` is minimised over all nuisance parameters at every grid
+    the predicted signal grows) and kappa_lambda enters through the morphed template;
+    ``-2 ln L(kappa_lambda)`` is minimised over all nuisance parameters at every grid
     point (the constraint terms without their kappa-dependent normalisation constants), the global
     minimum is refined between grid points, and the interval is where
     ``-2 Delta ln L < 1.96^2`` (``constants.PROFILE_SCAN_THRESHOLD``), edges root-found.

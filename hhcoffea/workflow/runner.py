@@ -4,7 +4,6 @@ executor the job names, write outputs with provenance, print a short summary.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import zlib
@@ -13,11 +12,10 @@ from pathlib import Path
 
 from coffea import processor
 
-from ..events import AutoSchema
-from ..events import FileInfo, InputError, inspect_file
+from ..events import AutoSchema, FileInfo, InputError, inspect_file
+from ..pairing import get_pairer
 from .executors import executor_for, executor_with_monitor
 from .job import Job, JobError
-from ..pairing import get_pairer
 
 __all__ = [
     "Fileset", "RunResult", "build_fileset", "ensure_samples", "executor_for", "in_job_order",

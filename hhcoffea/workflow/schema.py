@@ -19,7 +19,7 @@ import difflib
 import math
 import types
 import typing
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -126,7 +126,7 @@ def _bins_kind(value):
 
 BINS_FORMS = "{n: 20, lo: 0, hi: 1000} (regular) or {edges: [250, 300, 400]} (edges)"
 Bins = Annotated[
-    Union[Annotated[RegularBins, Tag("regular_bins")], Annotated[EdgeBins, Tag("edge_bins")]],
+    Annotated[RegularBins, Tag("regular_bins")] | Annotated[EdgeBins, Tag("edge_bins")],
     Discriminator(_bins_kind, custom_error_type="bins_form",
                   custom_error_message=f"bins must be {BINS_FORMS}"),
 ]
@@ -135,7 +135,7 @@ Bins = Annotated[
 class HistogramSection(Section):
     """One histogram of ``hhcoffea.histograms``: its binning and the variations it is filled for."""
 
-    bins: Optional[Bins] = Field(None, description=f"{BINS_FORMS}; default: the built-in binning")
+    bins: Bins | None = Field(None, description=f"{BINS_FORMS}; default: the built-in binning")
     systematics: list[str] = Field(default_factory=list, description="variations (names under `systematics`) to fill; opt-in")
 
     @field_validator("bins", mode="before")
@@ -160,14 +160,14 @@ class SystematicSection(Section):
 class SelectionSection(Section):
     """Object selection of the four-tag cut (PHYSICS.md "Objects and preselection")."""
 
-    jet_pt_min: Optional[float] = Field(None, ge=0, allow_inf_nan=False, description="jet pT threshold [GeV]; default 40")
-    jet_eta_max: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description="jet |eta| limit; default 2.5")
+    jet_pt_min: float | None = Field(None, ge=0, allow_inf_nan=False, description="jet pT threshold [GeV]; default 40")
+    jet_eta_max: float | None = Field(None, gt=0, allow_inf_nan=False, description="jet |eta| limit; default 2.5")
 
 
 class PluginSection(Section):
     """A plugin (pairer or scorer) under a label; constructed with its options before the run."""
 
-    plugin: Optional[str] = Field(None, description="registered plugin name; default: the label")
+    plugin: str | None = Field(None, description="registered plugin name; default: the label")
     options: dict[str, Any] = Field(default_factory=dict, description="keyword options of the plugin's constructor")
 
 
@@ -176,11 +176,11 @@ class ScoreSelectionSection(Section):
 
     pairer: str = Field(description="label of one of the job's pairers")
     scorer: str = Field(description="label of one of the job's scorers")
-    threshold: Union[Literal["optimise", "optimize"], Annotated[float, Field(ge=0, le=1)]] = Field(
+    threshold: Literal["optimise", "optimize"] | Annotated[float, Field(ge=0, le=1)] = Field(
         "optimise", description="p_th (events with score > p_th pass), or optimise: maximise S/sqrt(B) after the run")
     after: str = Field("four_tag", description="processor region the cut applies in")
-    signal: Optional[list[str]] = Field(None, description="datasets of S (default: every signal process)")
-    backgrounds: Optional[list[str]] = Field(None, description="datasets of B (default: every other dataset)")
+    signal: list[str] | None = Field(None, description="datasets of S (default: every signal process)")
+    backgrounds: list[str] | None = Field(None, description="datasets of B (default: every other dataset)")
     min_background: float = Field(1.0, ge=0, allow_inf_nan=False, description="optimise: least weighted B above p_th")
     min_background_mc: float = Field(10.0, ge=0, allow_inf_nan=False,
                                      description="optimise: least effective MC events (sum w)^2/sum w^2 in B above p_th")
@@ -189,13 +189,13 @@ class ScoreSelectionSection(Section):
 class MetadataSection(Section):
     """Dataset metadata; events weigh genWeight x xsec_fb x luminosity / n_generated."""
 
-    process: Optional[str] = Field(None, description="resonant, nonresonant, qcd, ttbar or any background name")
-    xsec_fb: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description="cross section x BR [fb] (> 0)")
-    n_generated: Optional[int] = Field(None, ge=1, description="events generated (> 0)")
-    m_x: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description="resonance mass [GeV]")
-    kappa_lambda: Optional[float] = Field(None, allow_inf_nan=False, description="Higgs self-coupling modifier")
-    working_point: Optional[str] = Field(None, description="b-tagging working point")
-    sqrt_s: Optional[float] = Field(None, gt=0, description="centre-of-mass energy [TeV]")
+    process: str | None = Field(None, description="resonant, nonresonant, qcd, ttbar or any background name")
+    xsec_fb: float | None = Field(None, gt=0, allow_inf_nan=False, description="cross section x BR [fb] (> 0)")
+    n_generated: int | None = Field(None, ge=1, description="events generated (> 0)")
+    m_x: float | None = Field(None, gt=0, allow_inf_nan=False, description="resonance mass [GeV]")
+    kappa_lambda: float | None = Field(None, allow_inf_nan=False, description="Higgs self-coupling modifier")
+    working_point: str | None = Field(None, description="b-tagging working point")
+    sqrt_s: float | None = Field(None, gt=0, description="centre-of-mass energy [TeV]")
 
     @model_validator(mode="after")
     def _both_or_neither(self):
@@ -208,9 +208,9 @@ class MetadataSection(Section):
 class TagSection(Section):
     """How a jet's tag is read: one bit of the tag bitmask, or a discriminant above a threshold."""
 
-    bit: Optional[int] = Field(None, ge=0, le=63, description="bit of Jet_btag / Jet.BTag")
-    branch: Optional[str] = Field(None, description="discriminant branch without the `Jet_` prefix, e.g. btagDeepFlavB")
-    threshold: Optional[float] = Field(None, allow_inf_nan=False, description="tagged when the discriminant is above it")
+    bit: int | None = Field(None, ge=0, le=63, description="bit of Jet_btag / Jet.BTag")
+    branch: str | None = Field(None, description="discriminant branch without the `Jet_` prefix, e.g. btagDeepFlavB")
+    threshold: float | None = Field(None, allow_inf_nan=False, description="tagged when the discriminant is above it")
 
     @model_validator(mode="after")
     def _one(self):
@@ -225,48 +225,48 @@ class ScaleFactorFileSection(Section):
     """A correctionlib scale-factor file in the CMS BTV layout, and which correction(s) to use."""
 
     file: str = Field("default", description="path (relative to the job file) or `default`")
-    correction: Optional[Union[str, dict[str, str]]] = Field(
+    correction: str | dict[str, str] | None = Field(
         None, description="its name, or `{bc: NAME, light: NAME}`; default: the file's only one")
 
 
 class BTagOverrideSection(Section):
     """b-tagging of one dataset (``datasets.<name>.btagging``): any key overrides the top-level one."""
 
-    working_point: Optional[str] = Field(None, description="a name from the working-point table (hhcoffea.corrections.btagging)")
-    tag: Optional[TagSection] = Field(None, description="overrides the table's rule for reading the tag")
-    efficiency: Optional[str] = Field(None, description="correctionlib efficiency maps (`hhcoffea btag measure`; made by `run` when missing)")
-    scale_factors: Optional[Union[str, ScaleFactorFileSection]] = Field(
+    working_point: str | None = Field(None, description="a name from the working-point table (hhcoffea.corrections.btagging)")
+    tag: TagSection | None = Field(None, description="overrides the table's rule for reading the tag")
+    efficiency: str | None = Field(None, description="correctionlib efficiency maps (`hhcoffea btag measure`; made by `run` when missing)")
+    scale_factors: str | ScaleFactorFileSection | None = Field(
         None, description="`default` (unit SFs shipped), a file, or `{file, correction}`")
-    method: Optional[Literal["cut", "weight", "truth_tag"]] = Field(
+    method: Literal["cut", "weight", "truth_tag"] | None = Field(
         None, description="cut on tags (default), weight (scale factors, method 1a) or truth_tag")
-    seed: Optional[int] = Field(None, description="seed of the truth-tag draws (default 0)")
+    seed: int | None = Field(None, description="seed of the truth-tag draws (default 0)")
 
 
 class BTagMeasureSection(Section):
     """Binning of `hhcoffea btag measure`."""
 
-    abseta: Optional[list[float]] = Field(None, min_length=2, description="|eta| edges (default 0, 0.6, 1.2, 1.8, 2.5)")
-    pt: Optional[list[float]] = Field(None, min_length=2, description="pT edges, the last may be .inf (default 40 ... 1000, inf)")
-    min_jets: Optional[float] = Field(None, gt=0, description="bins with fewer (effective) jets are merged (default 100)")
-    flow: Optional[Literal["error", "clamp"]] = Field(None, description="out-of-range inputs: error (default) or clamp")
+    abseta: list[float] | None = Field(None, min_length=2, description="|eta| edges (default 0, 0.6, 1.2, 1.8, 2.5)")
+    pt: list[float] | None = Field(None, min_length=2, description="pT edges, the last may be .inf (default 40 ... 1000, inf)")
+    min_jets: float | None = Field(None, gt=0, description="bins with fewer (effective) jets are merged (default 100)")
+    flow: Literal["error", "clamp"] | None = Field(None, description="out-of-range inputs: error (default) or clamp")
 
 
 class BTagSection(BTagOverrideSection):
     """The job's b-tagging (``btagging``); without it, bit 0 of the bitmask and a cut."""
 
-    working_points: Optional[dict[str, dict[str, Any]]] = Field(
+    working_points: dict[str, dict[str, Any]] | None = Field(
         None, description="extends the working-point table: name -> {b_efficiency, c_rejection, light_rejection, tag, correction_key}")
-    measure: Optional[BTagMeasureSection] = Field(None, description="binning of `hhcoffea btag measure`")
+    measure: BTagMeasureSection | None = Field(None, description="binning of `hhcoffea btag measure`")
 
 
 class DatasetSection(Section):
     """Input files of one dataset and its metadata."""
 
-    files: Optional[Union[list[str], str]] = Field(
+    files: list[str] | str | None = Field(
         None, description="ROOT files (paths relative to the job file, or URLs); at least one, unless the dataset is a generated sample")
-    sample: Optional[str] = Field(None, description="a generated sample whose files and metadata this dataset reuses")
+    sample: str | None = Field(None, description="a generated sample whose files and metadata this dataset reuses")
     metadata: MetadataSection = Field(default_factory=MetadataSection, description="see `datasets.<name>.metadata.*`")
-    btagging: Optional[BTagOverrideSection] = Field(None, description="this dataset's b-tagging, see `btagging.*`")
+    btagging: BTagOverrideSection | None = Field(None, description="this dataset's b-tagging, see `btagging.*`")
 
     @field_validator("files")
     @classmethod
@@ -282,10 +282,10 @@ class SampleSection(Section):
 
     process: Literal["resonant", "nonresonant", "qcd", "ttbar"] = Field(description="emulated process")
     n_events: int = Field(ge=1, description="events to generate")
-    m_x: Optional[float] = Field(None, description="X mass [GeV] (resonant only)")
-    kappa_lambda: Optional[float] = Field(None, description="kappa_lambda (nonresonant only; default 1)")
-    working_point: Optional[str] = Field(None, description="MV2c10_70 or DL1r_77 (default by process)")
-    shower: Optional[Literal["pythia"]] = Field(None, description="pythia: shower with Pythia 8 (slow) instead of the fast emulation")
+    m_x: float | None = Field(None, description="X mass [GeV] (resonant only)")
+    kappa_lambda: float | None = Field(None, description="kappa_lambda (nonresonant only; default 1)")
+    working_point: str | None = Field(None, description="MV2c10_70 or DL1r_77 (default by process)")
+    shower: Literal["pythia"] | None = Field(None, description="pythia: shower with Pythia 8 (slow) instead of the fast emulation")
 
     @model_validator(mode="after")
     def _arguments(self):
@@ -323,17 +323,17 @@ class ClusterSection(Section):
     cores: int = Field(1, ge=1, description="cores per batch job")
     processes: int = Field(1, ge=1, description="dask worker processes per batch job")
     memory: str = Field(description='memory per batch job, e.g. "4GB"')
-    walltime: Optional[str] = Field(None, description='wall time per job, e.g. "01:00:00" (slurm, pbs)')
-    queue: Optional[str] = Field(None, description="queue / partition (slurm, pbs)")
-    account: Optional[str] = Field(None, description="account / project to charge (slurm, pbs)")
-    disk: Optional[str] = Field(None, description='disk per job, e.g. "2GB" (htcondor; required there)')
+    walltime: str | None = Field(None, description='wall time per job, e.g. "01:00:00" (slurm, pbs)')
+    queue: str | None = Field(None, description="queue / partition (slurm, pbs)")
+    account: str | None = Field(None, description="account / project to charge (slurm, pbs)")
+    disk: str | None = Field(None, description='disk per job, e.g. "2GB" (htcondor; required there)')
     job_extra_directives: list[str] = Field(default_factory=list, description="extra lines for the job's header (#SBATCH ..., +Requirements ...)")
     job_script_prologue: list[str] = Field(default_factory=list, description="shell lines run before the worker starts (e.g. source env)")
-    python: Optional[str] = Field(None, description="python executable on the batch nodes; default: this one")
-    log_directory: Optional[str] = Field(None, description="folder for the batch jobs' logs")
-    local_directory: Optional[str] = Field(None, description="worker scratch folder on the node")
+    python: str | None = Field(None, description="python executable on the batch nodes; default: this one")
+    log_directory: str | None = Field(None, description="folder for the batch jobs' logs")
+    local_directory: str | None = Field(None, description="worker scratch folder on the node")
     jobs: int = Field(1, ge=0, description="batch jobs to start (when not adaptive)")
-    adapt: Optional[AdaptSection] = Field(None, description="`{minimum, maximum}` jobs: scale with the work instead of `jobs`")
+    adapt: AdaptSection | None = Field(None, description="`{minimum, maximum}` jobs: scale with the work instead of `jobs`")
 
     @model_validator(mode="after")
     def _needs(self):
@@ -352,9 +352,9 @@ class ExecutorSection(Section):
         "dask-awkward (the processor per partition of dask-awkward arrays)")
     workers: int = Field(2, ge=1, description="worker processes (futures, dask and dask-awkward on a LocalCluster)")
     chunksize: int = Field(100_000, ge=1, description="events per chunk (per partition for dask-awkward)")
-    address: Optional[str] = Field(None, description="address of a running dask scheduler (instead of a LocalCluster)")
-    cluster: Optional[ClusterSection] = Field(None, description="a batch cluster (dask-jobqueue), see `executor.cluster.*`")
-    checkpoint: Optional[str] = Field(None, description="folder of per-chunk checkpoints; a rerun reuses the chunks of the same job")
+    address: str | None = Field(None, description="address of a running dask scheduler (instead of a LocalCluster)")
+    cluster: ClusterSection | None = Field(None, description="a batch cluster (dask-jobqueue), see `executor.cluster.*`")
+    checkpoint: str | None = Field(None, description="folder of per-chunk checkpoints; a rerun reuses the chunks of the same job")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -371,9 +371,9 @@ class JobModel(Section):
     name: str = Field("job", description="job name (summary title)")
     output: str = Field("output", description="output folder, relative to the job file")
     luminosity: float = Field(300.0, gt=0, allow_inf_nan=False, description="integrated luminosity [fb^-1]")
-    samples: Optional[SamplesSection] = Field(None, description="emulated samples, see `samples.*`")
+    samples: SamplesSection | None = Field(None, description="emulated samples, see `samples.*`")
     datasets: dict[str, DatasetSection] = Field(default_factory=dict, description="name -> files and metadata")
-    pairers: dict[str, Optional[PluginSection]] = Field(default_factory=lambda: {"min_dr": PluginSection()},
+    pairers: dict[str, PluginSection | None] = Field(default_factory=lambda: {"min_dr": PluginSection()},
                                                           description="label -> pairer; order = output order")
     histograms: dict[str, HistogramSection] = Field(default_factory=dict, description="histogram name -> binning / variations")
     systematics: dict[str, SystematicSection] = Field(default_factory=dict, description="name -> variation")
@@ -383,12 +383,12 @@ class JobModel(Section):
     on_bad_file: Literal["skip", "fail"] = Field("skip", description="skip (count, report) or fail on an unreadable file")
     normalise: Literal["generated", "processed"] = Field(
         "generated", description="weights divide by n_generated, or by the events this run read")
-    scorers: dict[str, Optional[PluginSection]] = Field(default_factory=dict, description="label -> scorer plugin")
+    scorers: dict[str, PluginSection | None] = Field(default_factory=dict, description="label -> scorer plugin")
     selections: dict[str, ScoreSelectionSection] = Field(
         default_factory=dict, description="name -> score-based selection (a histogram region)")
-    statistics: Optional[dict[str, Any]] = Field(None, description="read by `hhcoffea limits` (hhcoffea.stats.config)")
-    export: Optional[dict[str, Any]] = Field(None, description="read by `hhcoffea export` (hhcoffea.workflow.spanet_export)")
-    btagging: Optional[BTagSection] = Field(None, description="working point, tag rule, efficiency maps, scale factors, method; see `btagging.*`")
+    statistics: dict[str, Any] | None = Field(None, description="read by `hhcoffea limits` (hhcoffea.stats.config)")
+    export: dict[str, Any] | None = Field(None, description="read by `hhcoffea export` (hhcoffea.workflow.spanet_export)")
+    btagging: BTagSection | None = Field(None, description="working point, tag rule, efficiency maps, scale factors, method; see `btagging.*`")
 
     @field_validator("pairers", mode="before")
     @classmethod

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .maps import DEFAULT_ABSETA_EDGES, DEFAULT_MIN_JETS, DEFAULT_PT_EDGES, BTagCorrections, default_scale_factor_path
-from .weights import VARIATIONS, method_1a_weights, truth_tag_weights
 from .truth_tag import file_key
+from .weights import VARIATIONS, method_1a_weights, truth_tag_weights
 from .working_points import DEFAULT_TAG_BIT, TagRule, WorkingPoint, load_working_points
 
 __all__ = ["METHODS", "KEYS", "DEFAULTS", "BTagSetup", "BTagging", "parse_btagging", "measure_options"]

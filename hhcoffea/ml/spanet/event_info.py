@@ -83,7 +83,7 @@ class EventInfo:
     def n_particles(self) -> int:
         return len(self.particles)
 
-    def check_supported(self) -> "EventInfo":
+    def check_supported(self) -> EventInfo:
         """Raise a one-line ``ValueError`` unless this topology is one our SPA-Net handles."""
         if len(self.sequential) != 1:
             raise ValueError(f"{self.source}: INPUTS/SEQUENTIAL must hold exactly one jet input, got {list(self.sequential)}")
@@ -129,7 +129,7 @@ class EventInfo:
         return path
 
     @classmethod
-    def from_dict(cls, config: dict, source: str = "<memory>") -> "EventInfo":
+    def from_dict(cls, config: dict, source: str = "<memory>") -> EventInfo:
         if not isinstance(config, dict) or "INPUTS" not in config or "EVENT" not in config:
             raise ValueError(f"{source}: a SPANet event file needs the keys INPUTS and EVENT")
         inputs = config["INPUTS"] or {}
@@ -160,7 +160,7 @@ class EventInfo:
                    classifications=classifications, source=source)
 
     @classmethod
-    def from_yaml(cls, text: str, source: str = "<memory>") -> "EventInfo":
+    def from_yaml(cls, text: str, source: str = "<memory>") -> EventInfo:
         try:
             config = yaml.safe_load(text)
         except yaml.YAMLError as err:
@@ -168,7 +168,7 @@ class EventInfo:
         return cls.from_dict(config, source)
 
     @classmethod
-    def read(cls, path: str | Path) -> "EventInfo":
+    def read(cls, path: str | Path) -> EventInfo:
         path = Path(path)
         try:
             text = path.read_text()
