@@ -290,7 +290,7 @@ class AsymptoticLimits:
                 break
             hi *= 1.4
         else:
-            raise ValueError("no observed limit found below mu = %g" % hi)
+            raise ValueError(f"no observed limit found below mu = {hi:g}")
         if lo == hi:
             lo = hi / 1.4
         return float(brentq(f, lo, hi, rtol=self.rtol, xtol=1e-12))
