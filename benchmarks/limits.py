@@ -29,13 +29,13 @@ import time
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np
-import pyhf
-from scipy.stats import norm
+import numpy as np  # noqa: E402 (after the thread settings)
+import pyhf  # noqa: E402
+from scipy.stats import norm  # noqa: E402
 
-from hhcoffea.stats import kappa as kappa_mod
-from hhcoffea.stats import limits, morphing, workspace
-from hhcoffea.stats.likelihood import FastModel
+from hhcoffea.stats import kappa as kappa_mod  # noqa: E402
+from hhcoffea.stats import limits, morphing, workspace  # noqa: E402
+from hhcoffea.stats.likelihood import FastModel  # noqa: E402
 
 EDGES = np.linspace(250.0, 1250.0, 21)
 CENTERS = 0.5 * (EDGES[1:] + EDGES[:-1])
@@ -133,7 +133,8 @@ def _compare(name, grid, ours, chans, obs, signal_at, n_pyhf) -> tuple[float, fl
         r = ours[i]
         rel = max(abs(r.observed / p_obs - 1), *(abs(a / b - 1) for a, b in zip(r.expected, p_exp)))
         worst = max(worst, rel)
-        print(f"  {name}={grid[i]:>7.4g}: obs {r.observed:.4f} vs pyhf {p_obs:.4f}; median {r.median:.4f} vs {p_exp[2]:.4f}; max rel diff {rel:.1e}  (pyhf {dt:.1f} s)")
+        print(f"  {name}={grid[i]:>7.4g}: obs {r.observed:.4f} vs pyhf {p_obs:.4f}; median {r.median:.4f} vs {p_exp[2]:.4f}; "
+              f"max rel diff {rel:.1e}  (pyhf {dt:.1f} s)")
     return t_pyhf / len(sub), worst
 
 

@@ -13,11 +13,10 @@ import pytest
 from scipy.optimize import brentq
 from scipy.special import ndtr
 from scipy.stats import poisson
+from test_stats_hh import L0, base_config, make_input, small_model
 
 from hhcoffea.stats import analysis, config, kappa, limits, workspace
 from hhcoffea.stats.likelihood import FastModel, UnsupportedModelError
-
-from test_stats_hh import L0, base_config, make_input, small_model
 
 
 def counting_model(s: float, b: float, n_obs: float | None = None):
@@ -46,7 +45,7 @@ def exact_counting_band(s: float, b: float, level: float = 0.05) -> list[float]:
     out = []
     for n_sigma in limits.BAND_SIGMAS:
         n_q = poisson.ppf(ndtr(-n_sigma), b)  # smallest n with P(N <= n | b) >= Phi(-n_sigma)
-        f = lambda mu: poisson.cdf(n_q, mu * s + b) / poisson.cdf(n_q, b) - level  # noqa: E731
+        f = lambda mu: poisson.cdf(n_q, mu * s + b) / poisson.cdf(n_q, b) - level  # noqa: B023 (solved here)
         out.append(brentq(f, 1e-6, 50.0))
     return out
 
