@@ -32,7 +32,8 @@ def console():
     """A rich console; soft wrap keeps a message (a file path, an error) on one line."""
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False, soft_wrap=True)
+    # a log file or pipe has no width: wide enough that the summary table's columns keep their names
+    return Console(stderr=False, highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser, executors=("iterative", "futures", "dask")) -> None:
