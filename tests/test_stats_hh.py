@@ -224,9 +224,8 @@ def test_fast_limits_equal_pyhf_upper_limit():
     assert float(cls_obs) == pytest.approx(0.05, rel=2e-2)
 
 
-def test_counting_model_expected_limit_matches_closed_form():
-    """One bin, no systematics, Asimov: sqrt(q_mu,A) = sqrt(2 (mu s - b ln(1 + mu s / b))) = s*_n."""
-    s, b = 10.0, 50.0
+def counting_model(s: float, b: float, n_obs: float | None = None):
+    """One bin, signal s with POI mu, background b, no systematics; data b (Asimov) or n_obs."""
     spec = {
         "channels": [
             {
@@ -237,13 +236,20 @@ def test_counting_model_expected_limit_matches_closed_form():
                 ],
             }
         ],
-        "observations": [{"name": "c", "data": [b]}],
-        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": [{"name": "mu", "bounds": [[0, 20]]}]}}],
+        "observations": [{"name": "c", "data": [b if n_obs is None else n_obs]}],
+        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": [{"name": "mu", "bounds": [[0, 30]]}]}}],
         "version": "1.0.0",
     }
     ws = pyhf.Workspace(spec)
     model = ws.model()
-    res = limits.upper_limit(model, ws.data(model))
+    return model, np.asarray(ws.data(model), dtype=float)
+
+
+def test_counting_model_expected_limit_matches_closed_form():
+    """One bin, no systematics, Asimov: sqrt(q_mu,A) = sqrt(2 (mu s - b ln(1 + mu s / b))) = s*_n."""
+    s, b = 10.0, 50.0
+    model, data = counting_model(s, b)
+    res = limits.upper_limit(model, data)
     from scipy.optimize import brentq
 
     for n, got in zip(limits.BAND_SIGMAS, res.expected):
@@ -256,7 +262,7 @@ def test_counting_model_expected_limit_matches_closed_form():
     )
     assert res.observed == pytest.approx(res.median, rel=1e-9)  # data is the Asimov set
     # pyhf's expected CLs at our median limit is 0.05
-    _, exp_set = pyhf.infer.hypotest(res.median, ws.data(model), model, return_expected_set=True)
+    _, exp_set = pyhf.infer.hypotest(res.median, data, model, return_expected_set=True)
     assert float(exp_set[2]) == pytest.approx(0.05, rel=1e-3)
 
 

@@ -13,30 +13,10 @@ import pytest
 from scipy.optimize import brentq
 from scipy.special import ndtr
 from scipy.stats import poisson
-from test_stats_hh import L0, base_config, make_input, small_model
+from test_stats_hh import L0, base_config, counting_model, make_input, small_model
 
 from hhcoffea.stats import analysis, config, kappa, limits, workspace
 from hhcoffea.stats.likelihood import FastModel, UnsupportedModelError
-
-
-def counting_model(s: float, b: float, n_obs: float | None = None):
-    spec = {
-        "channels": [
-            {
-                "name": "c",
-                "samples": [
-                    {"name": "sig", "data": [s], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
-                    {"name": "bkg", "data": [b], "modifiers": []},
-                ],
-            }
-        ],
-        "observations": [{"name": "c", "data": [b if n_obs is None else n_obs]}],
-        "measurements": [{"name": "m", "config": {"poi": "mu", "parameters": [{"name": "mu", "bounds": [[0, 30]]}]}}],
-        "version": "1.0.0",
-    }
-    ws = pyhf.Workspace(spec)
-    model = ws.model()
-    return model, np.asarray(ws.data(model), dtype=float)
 
 
 def exact_counting_band(s: float, b: float, level: float = 0.05) -> list[float]:

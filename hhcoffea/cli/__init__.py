@@ -12,6 +12,7 @@ import sys
 
 __all__ = [
     "SUBCOMMANDS", "add_executor_arguments", "add_targets", "build_parser", "console", "executor_overrides", "main",
+    "training_overrides",
 ]
 
 #: subcommand -> (module under hhcoffea.cli, help)
@@ -46,6 +47,23 @@ def executor_overrides(args: argparse.Namespace) -> dict:
     """The job overrides that :func:`add_executor_arguments` options ask for."""
     executor = {key: value for key, value in (("name", args.executor), ("workers", args.workers)) if value}
     return {"executor": executor} if executor else {}
+
+
+def training_overrides(args: argparse.Namespace) -> dict:
+    """Options of a training command overridden from the command line (``--epochs``,
+    ``--no-resume``, ``--no-progress``; each only where the command has it)."""
+    overrides = {}
+    if getattr(args, "epochs", None) is not None:
+        overrides["epochs"] = args.epochs
+    if getattr(args, "no_resume", False):
+        overrides["resume"] = False
+    if getattr(args, "no_progress", False):
+        overrides["progress"] = False
+    if getattr(args, "output", None):
+        from pathlib import Path
+
+        overrides["output"] = str(Path(args.output).resolve())
+    return overrides
 
 
 def add_targets(parser: argparse.ArgumentParser, targets: dict) -> None:

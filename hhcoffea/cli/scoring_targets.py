@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_executor_arguments, executor_overrides
+from . import add_executor_arguments, executor_overrides, training_overrides
 from . import console as _console
 
 __all__ = ["export_features_arguments", "export_features_main", "train_dnn_arguments", "train_dnn_main"]
@@ -63,18 +63,9 @@ def train_dnn_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def train_dnn_main(args) -> int:
-    from pathlib import Path
-
     from ..ml.dnn import load_training_options, train_dnn
 
-    overrides = {}
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    if args.no_progress:
-        overrides["progress"] = False
-    options = load_training_options(args.options, overrides)
-    if args.output:
-        options["output"] = str(Path(args.output).resolve())
+    options = load_training_options(args.options, training_overrides(args))
     console = _console()
     metrics = train_dnn(options, console=console)
     console.print(f"{metrics['analysis']} DNN: validation AUC {metrics['validation_auc']:.3f}, accuracy "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_targets
+from . import add_targets, training_overrides
 from . import console as _console
 from . import scoring_targets as _scoring
 
@@ -25,18 +25,7 @@ def _spanet_arguments(p: argparse.ArgumentParser) -> None:
 def _spanet_main(args) -> int:
     from ..ml.spanet.training import load_options, train
 
-    overrides = {}
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    if args.no_resume:
-        overrides["resume"] = False
-    if args.no_progress:
-        overrides["progress"] = False
-    options = load_options(args.options, overrides)
-    if args.output:
-        from pathlib import Path
-
-        options["output"] = str(Path(args.output).resolve())
+    options = load_options(args.options, training_overrides(args))
     console = _console()
     metrics = train(options, console=console)
     console.print(f"event efficiency {metrics.get('event_efficiency', float('nan')):.3f}, "
