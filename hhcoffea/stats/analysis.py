@@ -10,6 +10,11 @@ full workspaces; the background-only ones have no signal, so build their model w
 interval and scan names its data (:class:`~hhcoffea.stats.config.DataHypothesis`), its calculator,
 whether all its fits converged, and warnings (e.g. the asymptotic formulae on bins with few
 background events). :func:`format_summary` turns the summary into a few lines of text.
+
+With ``merge_empty_bins: true`` each channel's bins without expected background are merged into
+their neighbours once, in :class:`AnalysisInputs` (every sample, histosys template and the data
+alike), before any workspace is built; ``summary.json`` (``merged_bins``), the result JSON files
+and the summary text say which bins were merged per channel.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from .workspace import (
     MissingInputError,
     Sample,
     build_patchset,
+    empty_bin_merge,
     extract_template,
     observable_edges,
     patch_name,
@@ -61,9 +67,16 @@ LOW_BACKGROUND_EVENTS = 5.0
 
 # ---------------------------------------------------------------------- inputs
 class AnalysisInputs:
-    """Templates read once at the file's luminosity for one selection (regions x pairer)."""
+    """Templates read once at the file's luminosity for one selection (regions x pairer).
 
-    def __init__(self, cfg: StatisticsConfig, histograms: Mapping, metadata: Mapping, *, regions=None, pairer=None):
+    With ``cfg.merge_empty_bins`` the bins of a region whose total expected ``backgrounds``
+    (default: the non-resonant ones if there is a basis, else the resonant ones) is <= 0 are merged
+    here, for every template and the data (:attr:`merges`, :attr:`merged_bins`, :attr:`channel_edges`).
+    """
+
+    def __init__(
+        self, cfg: StatisticsConfig, histograms: Mapping, metadata: Mapping, *, regions=None, pairer=None, backgrounds=None
+    ):
         self.cfg = cfg
         self.meta = metadata["datasets"]
         self.regions = list(regions or cfg.regions)
@@ -94,6 +107,34 @@ class AnalysisInputs:
                 for r in self.regions
             }
             self.data = {r: t[r].yields for r in self.regions}
+        self.channel_edges = {r: self.edges for r in self.regions}
+        self.merges = {}
+        if cfg.merge_empty_bins:
+            default = cfg.nonresonant_backgrounds if cfg.basis else cfg.resonant_backgrounds
+            self._merge_empty_bins(list(backgrounds or default))
+
+    def _merge_empty_bins(self, names: list[str]) -> None:
+        """The one place bins merge: per region, from the total of ``names``, applied to every sample
+        (with its sumw2 and histosys templates) and the observed data alike."""
+        for r in self.regions:
+            merge = empty_bin_merge(np.sum([self.backgrounds[b][r].template.yields for b in names], axis=0), r)
+            if merge.is_identity:
+                continue
+            self.merges[r] = merge
+            self.channel_edges[r] = merge.edges(self.edges)
+            for samples in [*self.backgrounds.values(), *self.resonant.values(), *self.basis, *([self.check] if self.check else [])]:
+                samples[r] = merge.sample(samples[r])
+            if self.data is not None:
+                self.data[r] = merge.values(self.data[r])
+
+    @property
+    def merged_bins(self) -> dict:
+        """``{channel: {"merged": [{"bins": [[lo, hi], ..], "into": [lo, hi]}], "edges": [...], "text": ...}}``
+        of the channels whose empty-background bins were merged (empty when none)."""
+        return {
+            r: {"merged": m.merged(self.edges), "edges": [float(e) for e in self.channel_edges[r]], "text": m.describe(r, self.edges)}
+            for r, m in self.merges.items()
+        }
 
     def channels(self, scale: float, names: list[str]) -> Channels:
         """The background side of the likelihood at ``scale`` times the file's luminosity."""
@@ -270,6 +311,7 @@ def _resonant(inp: AnalysisInputs, scale: float, lumi: float, out: pathlib.Path)
         "xsec_definition": "sigma(pp -> X -> hh) x B(hh -> 4b), fb; expected = [-2, -1, 0, +1, +2] sigma",
         "converged": not failed,
         "warnings": warnings,
+        "merged_bins": inp.merged_bins,
         "points": rows,
     }
     _write_json(out / "limits_resonant.json", result)
@@ -380,6 +422,7 @@ def _nonresonant(inp: AnalysisInputs, scale: float, lumi: float, out: pathlib.Pa
         "cls_mu_poi": cls,
         "profile_likelihood": prof,
         "warnings": warnings,
+        "merged_bins": inp.merged_bins,
     }
     if cfg.check:
         result["morphing_closure"] = morphing_closure(inp)
@@ -401,11 +444,21 @@ def run_statistics(config: dict, histograms: dict, metadata: dict, output_dir: p
     t0 = time.perf_counter()
     cfg = StatisticsConfig(config, metadata)
     # each analysis reads its own signal regions (e.g. the resonant one adds the pT cuts)
-    inp_res = AnalysisInputs(cfg, histograms, metadata, regions=cfg.resonant_regions) if cfg.resonant else None
-    inp = AnalysisInputs(cfg, histograms, metadata, regions=cfg.nonresonant_regions) if cfg.basis else None
+    inp_res = (
+        AnalysisInputs(cfg, histograms, metadata, regions=cfg.resonant_regions, backgrounds=cfg.resonant_backgrounds)
+        if cfg.resonant else None
+    )  # fmt: skip
+    inp = (
+        AnalysisInputs(cfg, histograms, metadata, regions=cfg.nonresonant_regions, backgrounds=cfg.nonresonant_backgrounds)
+        if cfg.basis else None
+    )  # fmt: skip
     root = pathlib.Path(output_dir) / "statistics"
     root.mkdir(parents=True, exist_ok=True)
     summary: dict = {"luminosities": {}, "files": [], **_calculator_info(cfg)}
+    if cfg.merge_empty_bins:  # {analysis: {channel: ...}}; the compared selections are added below
+        summary["merged_bins"] = {
+            name: i.merged_bins for name, i in (("resonant", inp_res), ("nonresonant", inp)) if i is not None and i.merges
+        }
     for lumi in cfg.luminosities:
         scale = lumi / cfg.l0
         out = root / f"lumi_{lumi:g}"
@@ -448,8 +501,13 @@ def run_statistics(config: dict, histograms: dict, metadata: dict, output_dir: p
         summary["files"] += sorted(str(p) for p in out.iterdir())
     if cfg.equivalent and cfg.basis:
         summary["equivalent_luminosity"] = _equivalent(cfg, inp, histograms, metadata)
+        if summary["equivalent_luminosity"]["baseline"].get("merged_bins"):
+            summary["merged_bins"]["equivalent_luminosity baseline"] = summary["equivalent_luminosity"]["baseline"]["merged_bins"]
     if cfg.compare and cfg.basis:
         summary["comparison"] = _comparison(cfg, histograms, metadata)
+        for label, row in summary["comparison"].items():
+            if row.get("merged_bins"):
+                summary["merged_bins"][f"compare {label}"] = row["merged_bins"]
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     _write_json(root / "summary.json", summary)
     return summary
@@ -464,9 +522,13 @@ def _equivalent(cfg: StatisticsConfig, inp: AnalysisInputs, histograms, metadata
         from .config import selection_region
 
         regions, base["pairer"] = selection_region(base["selection"], metadata)
-    baseline = AnalysisInputs(cfg, histograms, metadata, regions=regions, pairer=base.get("pairer", cfg.pairer))
+    baseline = AnalysisInputs(
+        cfg, histograms, metadata, regions=regions, pairer=base.get("pairer", cfg.pairer), backgrounds=cfg.nonresonant_backgrounds
+    )
     lref = float(eq.get("luminosity", constants.REFERENCE_LUMINOSITY))
     out = {"baseline": {"regions": regions, "pairer": base.get("pairer", cfg.pairer)}, "luminosity_fb": lref}
+    if baseline.merges:
+        out["baseline"]["merged_bins"] = baseline.merged_bins
     for method in eq.get("methods", ["profile"]):
         target = kappa_width(inp, lref / cfg.l0, method)
         lumi = None
@@ -484,12 +546,16 @@ def _comparison(cfg: StatisticsConfig, histograms, metadata) -> dict:
     """kappa_lambda intervals (CLs mu-POI expected, profile likelihood) of every ``compare`` entry."""
     out = {}
     for label, spec in cfg.compare.items():
-        inp = AnalysisInputs(cfg, histograms, metadata, regions=spec["regions"], pairer=spec["pairer"])
+        inp = AnalysisInputs(
+            cfg, histograms, metadata, regions=spec["regions"], pairer=spec["pairer"], backgrounds=cfg.nonresonant_backgrounds
+        )
         ref = spec["reference"]
         row = {"regions": spec["regions"], "pairer": spec["pairer"], "reference": ref,
                "reference_cls_expected": list(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI[ref]) if ref else None,
                "reference_profile": list(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI_KAPPA_POI[ref]) if ref else None,
                "luminosities": {}}
+        if inp.merges:
+            row["merged_bins"] = inp.merged_bins
         for lumi in cfg.compare_luminosities:
             scale = lumi / cfg.l0
             chans = inp.channels(scale, cfg.nonresonant_backgrounds)
@@ -581,6 +647,9 @@ def format_summary(summary: dict) -> str:
             lines.append(text)
         for w in entry.get("resonant", {}).get("warnings", []) + entry.get("kappa_lambda", {}).get("warnings", []):
             lines.append(f"  warning ({lumi} fb-1): {w}")
+    for analysis, channels in (summary.get("merged_bins") or {}).items():
+        for info in channels.values():
+            lines.append(f"merged empty-background bins ({analysis}): {info['text']}")
     if "comparison" in summary:
         lines.append("kappa_lambda intervals of the compared selections (data: as above):")
         lines.append(comparison_table(summary["comparison"]))

@@ -35,6 +35,10 @@ All keys are optional unless marked::
           - {name: qcd_norm, samples: [qcd], hi: 1.10, lo: 0.90}
         histosys:                   # shape uncertainties from "<name>_up"/"<name>_down" histograms
           - {name: jes, samples: [qcd, signal]}   # "signal": every signal sample
+      merge_empty_bins: false       # true: per channel, merge each bin with no expected background
+                                    #   (total <= 0) into its neighbour with more background, for every
+                                    #   sample, histosys template and the data (recorded in the summary);
+                                    #   false: such a bin is an error (the likelihood is undefined there)
       data: asimov                  # asimov: each result's stated Asimov hypothesis (below);
                                     #   {asimov: {mu: 0.5}}: resonant data = B + 0.5 x each patch's signal;
                                     #   {dataset: data_obs}: a histogram, used by every result
@@ -83,7 +87,7 @@ SIGNAL = "signal"
 _KEYS = {
     "observable", "regions", "region", "pairer", "luminosity", "sqrt_s", "background_sqrt_s_factor",
     "backgrounds", "calculator", "n_toys", "seed", "resonant", "nonresonant", "systematics", "data",
-    "equivalent_luminosity", "selection", "compare",
+    "equivalent_luminosity", "selection", "compare", "merge_empty_bins",
 }  # fmt: skip
 _SUB_KEYS = {
     "resonant": {"datasets", "backgrounds", "regions"},
@@ -223,6 +227,9 @@ class StatisticsConfig:
         self.staterror = bool(syst.get("staterror", True))
         self.normsys = [dict(x) for x in syst.get("normsys") or []]
         self.histosys = [dict(x) for x in syst.get("histosys") or []]
+        self.merge_empty_bins = cfg.get("merge_empty_bins", False)
+        if not isinstance(self.merge_empty_bins, bool):
+            raise ValueError(f"statistics.merge_empty_bins must be true or false, got {self.merge_empty_bins!r}")
         data = cfg.get("data", "asimov")
         self.data_dataset = None
         self.resonant_mu = 0.0

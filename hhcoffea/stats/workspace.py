@@ -19,6 +19,10 @@ one grid point (one m_X or one kappa_lambda) per patch. Every sample carries
 and the signal sample also the ``normfactor`` ``mu``. ``pyhf patchset apply`` on the written
 files gives workspaces that build and fit. The background-only workspace has no ``mu`` modifier,
 so its own model needs ``pyhf.Workspace(spec).model(poi_name=None)``.
+
+A bin with no expected background makes the likelihood undefined; with ``merge_empty_bins``
+(:func:`empty_bin_merge`, :class:`BinMerge`) such bins are summed into their neighbours, the same
+way for every sample, variation and the data of a channel, before any workspace is built.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ __all__ = [
     "Sample",
     "Channels",
     "poi_upper_bound",
+    "BinMerge",
+    "empty_bin_merge",
 ]
 
 POI_NAME = "mu"
@@ -171,6 +177,91 @@ def extract_template(
             pair.append(np.asarray(cut(key).values(), dtype=float))
         out.variations[name] = (pair[0], pair[1])
     return out
+
+
+@dataclass(frozen=True)
+class BinMerge:
+    """Adjacent observable bins summed into one: ``groups`` are ``(first, stop)`` bin-index ranges
+    that cover every bin in order (one-bin groups are bins left as they are); ``empty`` the bins
+    whose background was <= 0 (the reason for each merge)."""
+
+    groups: tuple[tuple[int, int], ...]
+    empty: tuple[int, ...] = ()  # the bins (indices) whose background was <= 0
+
+    @classmethod
+    def identity(cls, nbins: int) -> BinMerge:
+        return cls(tuple((i, i + 1) for i in range(nbins)))
+
+    @property
+    def is_identity(self) -> bool:
+        return all(stop - first == 1 for first, stop in self.groups)
+
+    def values(self, values) -> np.ndarray:
+        """Per-bin values (yields, sum of squared weights, data) summed over each group."""
+        values = np.asarray(values, dtype=float)
+        return np.add.reduceat(values, [first for first, _ in self.groups])
+
+    def template(self, template: Template) -> Template:
+        """The template with every group summed: yields, sumw2 and each up/down variation."""
+        return Template(
+            self.values(template.yields),
+            self.values(template.sumw2),
+            {k: (self.values(u), self.values(d)) for k, (u, d) in template.variations.items()},
+        )
+
+    def sample(self, sample: Sample) -> Sample:
+        return Sample(sample.name, self.template(sample.template), sample.systematics)
+
+    def edges(self, edges) -> np.ndarray:
+        """Bin edges after the merge."""
+        edges = np.asarray(edges, dtype=float)
+        return np.array([edges[first] for first, _ in self.groups] + [edges[-1]])
+
+    def merged(self, edges) -> list[dict]:
+        """The merged groups in observable units: ``[{"bins": [[lo, hi], ...], "into": [lo, hi]}]``,
+        ``bins`` the empty-background bins of the group, ``into`` the merged bin."""
+        edges = np.asarray(edges, dtype=float)
+        return [
+            {"bins": [[float(edges[i]), float(edges[i + 1])] for i in range(first, stop) if i in self.empty],
+             "into": [float(edges[first]), float(edges[stop])]}
+            for first, stop in self.groups if stop - first > 1
+        ]  # fmt: skip
+
+    def describe(self, channel: str, edges) -> str:
+        """``channel c: bins [250, 300], [300, 350] merged into [250, 400]`` (groups joined by "; ")."""
+        parts = [
+            "bins " + ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in g["bins"]) + f" merged into [{g['into'][0]:g}, {g['into'][1]:g}]"
+            for g in self.merged(edges)
+        ]
+        return f"channel {channel}: " + "; ".join(parts)
+
+
+def empty_bin_merge(background, channel: str) -> BinMerge:
+    """Merge each bin whose total expected ``background`` is <= 0 into a neighbour until every bin
+    has a positive background.
+
+    The leftmost non-positive group is joined with the neighbour holding more background (the
+    higher-observable one on a tie), repeated until none is left; an already positive channel gives
+    the identity. Raises ``ValueError`` (naming ``channel``) when no bin has positive background.
+    """
+    b = np.asarray(background, dtype=float)
+    if not np.any(b > 0):
+        raise ValueError(f"channel {channel!r}: no bin has a positive expected background, no bins to merge into")
+    groups = [[i, i + 1] for i in range(b.size)]
+    sums = [float(x) for x in b]
+    while True:
+        bad = [i for i, s in enumerate(sums) if not s > 0]
+        if not bad:
+            return BinMerge(tuple((first, stop) for first, stop in groups), tuple(int(k) for k in np.flatnonzero(~(b > 0))))
+        if len(groups) == 1:  # negative weights (or NaN) outweigh every positive bin
+            raise ValueError(f"channel {channel!r}: total expected background {sums[0]:g} is not positive, no bins to merge into")
+        i = bad[0]
+        left = sums[i - 1] if i > 0 else -math.inf
+        right = sums[i + 1] if i + 1 < len(sums) else -math.inf
+        j = i + 1 if right >= left else i - 1
+        lo, hi = min(i, j), max(i, j)
+        groups[lo:hi + 1] = [[groups[lo][0], groups[hi][1]]]
+        sums[lo:hi + 1] = [sums[lo] + sums[hi]]
 
 
 def _floats(a) -> list[float]:
