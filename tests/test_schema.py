@@ -157,7 +157,9 @@ def test_schema_table_covers_every_key():
 
 def test_demo_job_is_valid():
     job = load_job("jobs/demo.yaml")
-    assert job.config["histograms"]["m_hh"]["bins"][:2] == [250.0, 400.0]
+    # 50 GeV bins from 250: the empty-background ones are merged per channel by the statistics
+    assert job.config["histograms"]["m_hh"]["bins"][:4] == [250.0, 300.0, 350.0, 400.0]
+    assert job.config["statistics"]["merge_empty_bins"] is True
 
 
 def test_check_command(tmp_path):
