@@ -93,7 +93,8 @@ class JobCheckpointer(CheckpointerABC):
         path = self.filepath(metadata)
         output["out"]["run"] = {"chunks_reused": 0, "chunks_computed": 1, "events_reused": 0}
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")
+        # not *.pkl until complete: a run killed mid-write leaves no file that looks like a checkpoint
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl.partial")
         try:
             with os.fdopen(fd, "wb") as f:
                 pickle.dump(output, f, protocol=pickle.HIGHEST_PROTOCOL)
