@@ -7,6 +7,7 @@ import json
 import hist
 import numpy as np
 import pytest
+from test_stats_hh import base_config
 
 from hhcoffea.stats import analysis, config, workspace
 from hhcoffea.stats.likelihood import UnsupportedModelError
@@ -61,25 +62,13 @@ def make_histograms(edges, yields=YIELDS):
 
 
 def stats_config(**over):
-    cfg = {
-        "observable": "m_hh",
-        "region": "signal",
-        "pairer": "min_dr",
-        "luminosity": [300.0],
-        "backgrounds": ["qcd", "ttbar"],
-        "resonant": ["X_500"],
-        "nonresonant": {
-            "basis": ["hh_kl1", "hh_kl5", "hh_kl10"],
-            "kappa_lambda": {"start": -10, "stop": 20, "num": 7},
-            "hypothesis": {"kappa_lambda": 1.0, "mu": 1.0},
-        },
-        "systematics": {
-            "lumi": 0.017,
-            "normsys": [{"name": "qcd_norm", "samples": ["qcd"], "hi": 1.05, "lo": 0.95}],
-            "histosys": [{"name": "jes", "samples": ["qcd", "signal"]}],
-        },
-        "data": "asimov",
-    }
+    """test_stats_hh's configuration with one resonant point, a coarse kappa grid and no ttbar normsys."""
+    cfg = base_config(
+        resonant=["X_500"],
+        nonresonant={"basis": ["hh_kl1", "hh_kl5", "hh_kl10"], "kappa_lambda": {"start": -10, "stop": 20, "num": 7},
+                     "hypothesis": {"kappa_lambda": 1.0, "mu": 1.0}},
+    )
+    cfg["systematics"]["normsys"] = cfg["systematics"]["normsys"][:1]  # qcd_norm only
     cfg.update(over)
     return cfg
 
