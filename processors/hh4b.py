@@ -21,7 +21,7 @@ from hhcoffea.columnar.selection import (
 from hhcoffea.columnar.truth import correct_higgs_count, match_quarks
 from hhcoffea.corrections.btagging import BTagging
 from hhcoffea.corrections.jes import JetScaleVariation
-from hhcoffea.events import event_model, higgs_bquarks
+from hhcoffea.events import event_model, higgs_bquarks, release_chunk_garbage
 from hhcoffea.histograms import JET_MULTIPLICITY_BINS, NOMINAL, OBSERVABLES, book
 from hhcoffea.pairing import Pairer, PairingResult, order_by_scalar_pt
 from hhcoffea.scoring.features import feature_rows, lazy_event_columns
@@ -138,6 +138,7 @@ class HH4bProcessor(processor.ProcessorABC):
             elif variation == NOMINAL:
                 weights.update({v: weights[variation] for v in weight_variations})
             self._fill_variation(out, dataset, variation, wanted, jets, take, tagged, weight, finite, model, weights)
+        release_chunk_garbage()  # memory bounded by the chunk size, not by the run
         return out
 
     def _histograms_for(self, variation: str) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from coffea import processor
 
-from ..events import AutoSchema, FileInfo, InputError, inspect_file
+from ..events import AutoSchema, FileInfo, InputError, inspect_file, long_lived_objects_frozen
 from ..pairing import get_pairer
 from .executors import executor_for, executor_with_monitor
 from .job import Job, JobError
@@ -265,7 +265,8 @@ def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None,
                 # metadata (xsec_fb, ...) from an earlier run in the same process
                 metadata_cache={},
             )
-            output = runner(fileset.coffea, proc)
+            with long_lived_objects_frozen():  # cheap per-chunk collection (events.release_chunk_garbage)
+                output = runner(fileset.coffea, proc)
             workers_lost = monitor.workers_lost()
     seconds = time.perf_counter() - start
     run = output.pop("run", {})
