@@ -31,6 +31,7 @@ __all__ = [
     "clear_cache",
     "get",
     "plugins",
+    "unknown_options_error",
 ]
 
 #: entry-point group for each plugin kind
@@ -165,3 +166,12 @@ def clear_cache() -> None:
     """Forget what was read and loaded (for tests that install a plugin package mid-session)."""
     plugins.cache_clear()
     _LOAD_RESULTS.clear()
+
+
+def unknown_options_error(kind: str, name: str, unknown, accepted) -> TypeError:
+    """The one-line ``TypeError`` for options a plugin does not know: names them and lists the
+    valid ones (``kind``: "pairer" or "scorer")."""
+    return TypeError(
+        f"{kind} {name!r} got unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
+        f"it accepts: {', '.join(sorted(accepted)) or 'no options'}"
+    )

@@ -85,10 +85,7 @@ def get_pairer(name: str, **options: Any) -> Pairer:
 
 def unknown_options_error(pairer_name: str, unknown, accepted) -> TypeError:
     """The ``TypeError`` a pairer raises for options it does not know (names them, lists the valid ones)."""
-    return TypeError(
-        f"pairer {pairer_name!r} got unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
-        f"it accepts: {', '.join(sorted(accepted)) or 'no options'}"
-    )
+    return registry.unknown_options_error("pairer", pairer_name, unknown, accepted)
 
 
 def result_for_events(

@@ -88,10 +88,7 @@ def _rebuild(columns, n_events, jets, indices, metadata) -> EventColumns:
 
 def unknown_options_error(scorer_name: str, unknown, accepted) -> TypeError:
     """The ``TypeError`` a scorer raises for options it does not know (names them, lists the valid ones)."""
-    return TypeError(
-        f"scorer {scorer_name!r} got unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
-        f"it accepts: {', '.join(sorted(accepted)) or 'no options'}"
-    )
+    return registry.unknown_options_error("scorer", scorer_name, unknown, accepted)
 
 
 class Scorer(abc.ABC):
