@@ -35,9 +35,10 @@ def _delphes_collections_used(base_form: dict) -> dict:
     fields, contents = base_form["fields"], base_form["contents"]
     keep = [i for i, k in enumerate(fields) if k.split("/")[0].removesuffix("_size") in used]
     present = {fields[i] for i in keep}
+    optional = {layout.collections[internal][0] for internal in layout.optional}  # generator truth
     for coll, needed in _DELPHES_SCHEMA_FIELDS.items():
         if f"{coll}_size" not in present:
-            if coll in ("Particle",):  # generator truth is optional
+            if coll in optional:
                 continue
             raise ValueError(f"Delphes tree lacks the {coll!r} collection (branch '{coll}_size'), which the event model reads")
         for name in needed:
