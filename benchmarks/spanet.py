@@ -6,7 +6,10 @@ layers, 10 jets; random weights: speed does not depend on them). Prints wall and
 stage. Events: the testing file of ``hhcoffea export spanet jobs/spanet_training.yaml`` when it
 exists (``--data``), else a generated resonant sample.
 
-    python benchmarks/spanet.py [--events 50000] [--batch-size 4096]
+``--sizes 64x2+1 48x3+2`` also times random-weight models of other sizes (hidden_dim x central +
+branch encoder layers), ``--model FILE.onnx`` trained models (e.g. candidates for the shipped one).
+
+    python benchmarks/spanet.py [--events 50000] [--batch-size 4096] [--sizes ...] [--model ...]
 """
 
 from __future__ import annotations
@@ -55,7 +58,18 @@ def _jets_generated(n_events: int, tmp: Path) -> ak.Array:
     return model.jets_at(take, counts)[:n_events]
 
 
-def _seeds_size_model(tmp: Path, event_yaml: Path) -> Path:
+def _parse_size(text: str) -> tuple[int, int, int]:
+    """``"64x4+3"`` -> (hidden_dim 64, 4 central, 3 branch encoder layers)."""
+    try:
+        hidden, layers = text.lower().split("x")
+        central, branch = layers.split("+")
+        return int(hidden), int(central), int(branch)
+    except ValueError:
+        raise SystemExit(f"--sizes: {text!r} is not HIDDENxCENTRAL+BRANCH (e.g. 64x4+3)") from None
+
+
+def _random_model(tmp: Path, event_yaml: Path, hidden: int = 64, central: int = 4, branch: int = 3) -> Path:
+    """A random-weight model of the given size, exported at 10 jets (speed does not depend on weights)."""
     import torch
 
     from hhcoffea.ml.spanet.event_info import EventInfo
@@ -68,11 +82,12 @@ def _seeds_size_model(tmp: Path, event_yaml: Path) -> Path:
 
         info = default_event_info(2)
     torch.manual_seed(0)
-    model = SpanetModel(SpanetConfig(hidden_dim=64, num_encoder_layers=4, num_branch_encoder_layers=3,
+    model = SpanetModel(SpanetConfig(hidden_dim=hidden, num_encoder_layers=central, num_branch_encoder_layers=branch,
                                      num_attention_heads=4))
+    name = f"random_{hidden}x{central}+{branch}"
     torch.save({"model_state": model.state_dict(), "config": model.config.to_dict(), "event_info": info.to_yaml(),
-                "epoch": 0, "options": {}, "history": []}, tmp / "seeds.pt")
-    return export_onnx(tmp / "seeds.pt", tmp / "seeds_size.onnx", n_jets=10)
+                "epoch": 0, "options": {}, "history": []}, tmp / f"{name}.pt")
+    return export_onnx(tmp / f"{name}.pt", tmp / f"{name}.onnx", n_jets=10)
 
 
 def _time(label: str, pairer, jets, repeats: int) -> dict:
@@ -96,7 +111,7 @@ def _time(label: str, pairer, jets, repeats: int) -> dict:
                "pairer_wall": w4 - w3}
         best = row if best is None or row["pairer_cpu"] < best["pairer_cpu"] else best
     n = len(jets)
-    print(f"{label:<34} {n / best['pairer_cpu']:>10,.0f} ev/s per core (CPU)  {n / best['pairer_wall']:>10,.0f} ev/s wall  "
+    print(f"{label:<40} {n / best['pairer_cpu']:>10,.0f} ev/s per core (CPU)  {n / best['pairer_wall']:>10,.0f} ev/s wall  "
           f"| features {1e6 * best['features'] / n:.2f} us, inference {1e6 * best['inference'] / n:.2f} us, "
           f"decoding {1e6 * best['decoding'] / n:.2f} us per event")
     return best
@@ -109,7 +124,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     root = Path(__file__).resolve().parents[1]
     parser.add_argument("--data", type=Path, default=root / "output" / "spanet_training" / "data" / "testing.h5")
+    parser.add_argument("--sizes", nargs="*", default=[], help="more random-weight sizes, HIDDENxCENTRAL+BRANCH")
+    parser.add_argument("--model", nargs="*", type=Path, default=[], help="more (trained) ONNX files to time")
     args = parser.parse_args(argv)
+    sizes = [_parse_size(s) for s in args.sizes]
 
     from hhcoffea.plugins.spanet import SpanetPairer, default_model
 
@@ -121,9 +139,17 @@ def main(argv=None) -> int:
               f"batch {args.batch_size}")
         shipped = SpanetPairer(model=str(default_model()), batch_size=args.batch_size, threads=1)
         _time("shipped model (hh_default.onnx)", shipped, jets, args.repeats)
-        seeds = SpanetPairer(model=str(_seeds_size_model(tmp, args.data.parent / "event.yaml")),
+        seeds = SpanetPairer(model=str(_random_model(tmp, args.data.parent / "event.yaml")),
                              batch_size=args.batch_size, threads=1)
         _time("seeds' size (64, 4+3 layers, 10 jets)", seeds, jets, args.repeats)
+        for hidden, central, branch in sizes:
+            pairer = SpanetPairer(model=str(_random_model(tmp, args.data.parent / "event.yaml", hidden, central, branch)),
+                                  batch_size=args.batch_size, threads=1)
+            _time(f"random weights ({hidden}, {central}+{branch} layers)", pairer, jets, args.repeats)
+        for path in args.model:
+            if not path.exists():
+                raise SystemExit(f"--model: {path} does not exist")
+            _time(path.name, SpanetPairer(model=str(path), batch_size=args.batch_size, threads=1), jets, args.repeats)
     return 0
 
 

@@ -14,6 +14,9 @@ also gives the paired error of the difference (per-event differences, as McNemar
 is the one to judge by. "worse" means the shipped model is below by more than 2 paired sigma in
 some category (exit status 1).
 
+``--shipped`` may name any run (e.g. a candidate for the shipped model); the column headers give each
+run's size and epochs from its options.yaml.
+
 With ``--pairing`` (the ``pairing_efficiency.json`` of ``hhcoffea run jobs/spanet_size_pairing.yaml``)
 it adds the efficiencies through the ``spanet`` pairer in the processor (independent binomial errors).
 
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "read_metrics"]
+__all__ = ["main", "read_metrics", "size_label"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = ("4", "5", ">=6", "total")
@@ -46,6 +49,18 @@ def read_metrics(path: Path, split: str = "testing") -> dict:
     if split not in final:
         raise SystemExit(f"{path}: no '{split}' metrics (train with a testing_file)")
     return {"epoch": final["epoch"] + 1, **final[split]}
+
+
+def size_label(metrics_path: Path) -> str:
+    """``"hidden 32, 2+1 layers, 10 epochs"`` from the options.yaml next to a metrics.json ("" if none)."""
+    import yaml
+
+    try:
+        o = yaml.safe_load((Path(metrics_path).parent / "options.yaml").read_text())
+        return (f"hidden {o['hidden_dim']}, {o['num_encoder_layers']}+{o['num_branch_encoder_layers']} layers, "
+                f"{o['epochs']} epochs")
+    except (OSError, KeyError, TypeError, ValueError):
+        return ""
 
 
 def _binomial(p: float, n: int) -> float:
@@ -94,8 +109,9 @@ def _cell(p, err):
     return f"{p:.4f} ± {err:.4f}"
 
 
-def _table(shipped: dict, seeds: dict, paired: dict | None) -> tuple[list[str], bool]:
-    head = "| jets | events | quantity | shipped (32, 2+1) | seeds' size (64, 4+3) | shipped − seeds | pull |"
+def _table(shipped: dict, seeds: dict, paired: dict | None, labels: tuple[str, str] = ("", "")) -> tuple[list[str], bool]:
+    names = [f"{name} ({label})" if label else name for name, label in zip(("shipped", "seeds' size"), labels)]
+    head = f"| jets | events | quantity | {names[0]} | {names[1]} | shipped − seeds | pull |"
     lines = [head, "|---|---:|---|---:|---:|---:|---:|"]
     worse = False
     for name in CATEGORIES:
@@ -168,7 +184,7 @@ def main(argv=None) -> int:
                 if abs(paired[name][key] - metrics["by_jets"][name]["event_efficiency"]) > 1e-9:
                     raise SystemExit(f"{testing}: checkpoint re-evaluation ({name} jets) differs from metrics.json; "
                                      "are checkpoint and metrics from the same run?")
-    lines, worse = _table(shipped, seeds, paired)
+    lines, worse = _table(shipped, seeds, paired, (size_label(args.shipped), size_label(args.seeds)))
     print("\n".join(lines))
     print(f"\nshipped model {'WORSE' if worse else 'no worse'} than the seeds' size "
           f"(worse: below by more than {-WORSE_PULL:.0f} sigma in some category)")

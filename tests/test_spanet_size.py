@@ -61,3 +61,16 @@ def test_different_test_sets_refused(tmp_path):
     b = _metrics(tmp_path, "b", {"4": 0.9, "5": 0.9, ">=6": 0.9}, n_events=999)
     with pytest.raises(SystemExit, match="different testing sets"):
         spanet_size.main(["--shipped", str(a), "--seeds", str(b), "--no-paired"])
+
+
+def test_headers_name_each_runs_size_from_its_options(tmp_path, capsys):
+    import yaml
+
+    seeds = _metrics(tmp_path, "seeds", {"4": 0.9, "5": 0.9, ">=6": 0.9})
+    candidate = _metrics(tmp_path, "candidate", {"4": 0.9, "5": 0.9, ">=6": 0.9})
+    for path, (hidden, central, branch, epochs) in ((seeds, (64, 4, 3, 10)), (candidate, (48, 2, 1, 30))):
+        (path.parent / "options.yaml").write_text(yaml.safe_dump(
+            {"hidden_dim": hidden, "num_encoder_layers": central, "num_branch_encoder_layers": branch, "epochs": epochs}))
+    spanet_size.main(["--shipped", str(candidate), "--seeds", str(seeds), "--no-paired", "--pairing", str(tmp_path / "x")])
+    head = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| jets")][0]
+    assert "shipped (hidden 48, 2+1 layers, 30 epochs)" in head and "seeds' size (hidden 64, 4+3 layers, 10 epochs)" in head
