@@ -144,6 +144,43 @@ def _put(tree, rows, values) -> None:
     tree[rows] = values
 
 
+def _solve_spd_many(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``H^-1 g`` for a stack of small symmetric positive-definite matrices ``H`` (T, K, K), ``g`` (T, K).
+
+    A Cholesky factorisation vectorised over the stack (K is the handful of non-gamma parameters):
+    ~4x faster than ``np.linalg.solve``, which factorises matrix by matrix. Rows whose matrix is not
+    positive definite (a parameter without curvature) are solved by ``np.linalg.solve``, or their
+    diagonal where singular.
+    """
+    K = H.shape[1]
+    A = H.transpose(1, 2, 0)  # (K, K, T): every element a contiguous row over the stack
+    L = np.zeros_like(A)
+    bad = np.zeros(H.shape[0], dtype=bool)
+    for j in range(K):
+        d = A[j, j] - np.einsum("kt,kt->t", L[j, :j], L[j, :j])
+        bad |= ~(d > 0)
+        L[j, j] = np.sqrt(np.where(d > 0, d, 1.0))
+        inv = 1.0 / L[j, j]
+        for i in range(j + 1, K):
+            L[i, j] = (A[i, j] - np.einsum("kt,kt->t", L[i, :j], L[j, :j])) * inv
+    y = np.empty((K, H.shape[0]))
+    gt = g.T
+    for i in range(K):
+        y[i] = (gt[i] - np.einsum("kt,kt->t", L[i, :i], y[:i])) / L[i, i]
+    x = np.empty_like(y)
+    for i in range(K - 1, -1, -1):
+        x[i] = (y[i] - np.einsum("kt,kt->t", L[i + 1:, i], x[i + 1:])) / L[i, i]
+    out = x.T.copy()
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        try:
+            out[idx] = np.linalg.solve(H[idx], g[idx, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            hd = np.abs(np.diagonal(H[idx], axis1=1, axis2=2))
+            out[idx] = np.where(hd > 0, g[idx] / np.where(hd > 0, hd, 1.0), 0.0)
+    return out
+
+
 @dataclass
 class BatchFitResult:
     """Best fits of many datasets: parameters ``(T, P)``, ``-logpdf`` ``(T,)`` and convergence ``(T,)``."""
@@ -551,8 +588,9 @@ class FastModel:
         lam_s = AG * fs[:, :, None]
         lam = lam_s.sum(axis=1)
         pos = self._kpos
-        # (T, K, B): each parameter's derivative row is contiguous for the batched products
-        JK = np.zeros((T, self._others.size, self.nbins))
+        # d f_s / d theta_k of every sample's scalar factor (T, K, S), then one batched product with
+        # the base yields gives the (T, K, B) rows (a strided += per modifier costs ~10x more)
+        C = np.zeros((T, self._others.size, len(self.samples)))
         for s in range(len(self.samples)):
             mods = self._factor_by_sample[s]
             for i in mods:
@@ -563,10 +601,8 @@ class FastModel:
                     if j != i:
                         other = vals[j][0] if other is None else other * vals[j][0]
                 d = vals[i][1] if other is None else (other if vals[i][1] is None else other * vals[i][1])
-                if d is None:  # the only factor of its sample, a plain normfactor: derivative 1
-                    JK[:, pos[p]] += AG[:, s]
-                else:
-                    JK[:, pos[p]] += AG[:, s] * d[:, None]
+                C[:, pos[p], s] += 1.0 if d is None else d  # None: a lone plain normfactor, derivative 1
+        JK = np.matmul(C, AG)
         stat = None
         if self._hist:
             stat = np.ones((T, *self.nominal.shape))
@@ -686,11 +722,7 @@ class FastModel:
             # alone oscillates on the polynomial part of the interpolations)
             k = self._kpos[p]
             H[:, k, k] += np.where(uK[:, k], np.maximum(h, 0.0), 0.0)
-        try:
-            dK = -np.linalg.solve(H, gK[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            hd = np.abs(H[:, diagK, diagK])
-            dK = -np.where(hd > 0, gK / np.where(hd > 0, hd, 1.0), 0.0)
+        dK = -_solve_spd_many(H, gK)
         step = np.zeros_like(x)
         step[:, Kc] = np.where(uK, dK, 0.0)
         if G.size:
