@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hist
+import numpy as np
 
 __all__ = [
     "JET_MULTIPLICITY_BINS", "MASS_PLANE_BINS", "NOMINAL", "OBSERVABLES", "Observable", "REGIONS",
-    "HISTOGRAM_FOLDER", "book", "category_axes", "load_histogram", "load_histograms", "save_histograms",
+    "HISTOGRAM_FOLDER", "FillRecorder", "book", "category_axes", "coded_axes", "fill_fields", "load_histogram",
+    "load_histograms", "save_histograms",
 ]
 
 #: regions filled by the HH processor, in cutflow order. The ``resonant_*`` regions add the
@@ -114,6 +116,95 @@ def book(binning: dict | None = None, datasets=(), pairers=(), systematics: dict
         storage=hist.storage.Double(),
     )
     return out
+
+
+# --- fills as columns (the dask-awkward executor) ---------------------------------------------
+def _is_category(axis) -> bool:
+    return isinstance(axis, (hist.axis.StrCategory, hist.axis.IntCategory))
+
+
+def _weighted(h) -> bool:
+    return h.storage_type in (hist.storage.Weight, hist.storage.Mean, hist.storage.WeightedMean)
+
+
+def fill_fields(h) -> list[str]:
+    """The columns a fill of ``h`` gives, in axis order (``weight`` last when it has one)."""
+    return list(h.axes.name) + (["weight"] if _weighted(h) else [])
+
+
+def coded_axes(h) -> list:
+    """``h``'s axes with every category axis replaced by integer codes 0..n-1 (same traits, so
+    the views have the same shape): categories travel through dask-awkward as small integers,
+    not as per-row strings."""
+    return [hist.axis.IntCategory(list(range(len(a))), name=a.name, label=a.label, growth=a.traits.growth,
+                                  overflow=a.traits.overflow) if _is_category(a) else a for a in h.axes]
+
+
+class FillRecorder:
+    """Stands in for the booked histograms during a chunk: ``recorder[name].fill(**axes, weight=)``
+    keeps the call instead of filling, so a processor fills the same way whether the histograms
+    are filled at once (eager) or later from columns (:meth:`columns`, for hist.dask)."""
+
+    def __init__(self):
+        self.calls: dict[str, list[dict]] = {}
+
+    def __getitem__(self, name: str):
+        return _RecordedFills(self.calls.setdefault(name, []))
+
+    def replay(self, histograms: dict) -> dict:
+        """Fill ``histograms`` with every recorded call, in order (the eager result)."""
+        for name, calls in self.calls.items():
+            for kwargs in calls:
+                histograms[name].fill(**kwargs)
+        return histograms
+
+    def columns(self, name: str, h) -> dict[str, np.ndarray]:
+        """The recorded fills of ``name`` as flat columns (:func:`fill_fields` of ``h``, the booked
+        histogram): category values as their index on ``h``'s axis (int32), scalars repeated,
+        rows in call order."""
+        axes = {a.name: a for a in h.axes}
+        fields = fill_fields(h)
+        out = {f: [] for f in fields}
+        for kwargs in self.calls.get(name, ()):
+            unknown = set(kwargs) - set(fields)
+            if unknown:
+                raise ValueError(f"histogram {name!r}: fill with unknown column(s) {sorted(unknown)}; it has {fields}")
+            n = next((len(v) for v in kwargs.values() if np.ndim(v) == 1), 1)
+            for f in fields:
+                value = kwargs.get(f, 1.0) if f == "weight" else kwargs[f]
+                if f in axes and _is_category(axes[f]):
+                    value = _category_codes(name, axes[f], value)
+                out[f].append(np.broadcast_to(value, (n,)))
+        dtypes = {f: np.int32 if f in axes and _is_category(axes[f]) else
+                  np.int64 if f in axes and isinstance(axes[f], hist.axis.Integer) else np.float64 for f in fields}
+        return {f: np.concatenate(v).astype(dtypes[f], copy=False) if v else np.zeros(0, dtypes[f])
+                for f, v in out.items()}
+
+
+class _RecordedFills:
+    __slots__ = ("_calls",)
+
+    def __init__(self, calls: list):
+        self._calls = calls
+
+    def fill(self, **kwargs):
+        self._calls.append(kwargs)
+
+
+def _category_codes(name: str, axis, value) -> np.ndarray:
+    """Positions of ``value`` (a category or an array of them) on ``axis``; one lookup per
+    distinct value, not per row."""
+    index = {c: i for i, c in enumerate(axis)}
+    if np.ndim(value) == 0:
+        key = value.item() if isinstance(value, np.generic) else value
+        if key not in index:
+            raise ValueError(f"histogram {name!r}: {axis.name} {key!r} was not booked; booked: {list(axis)}")
+        return np.int32(index[key])
+    distinct, inverse = np.unique(np.asarray(value), return_inverse=True)
+    missing = [d for d in distinct.tolist() if d not in index]
+    if missing:
+        raise ValueError(f"histogram {name!r}: {axis.name} {missing} not booked; booked: {list(axis)}")
+    return np.array([index[d] for d in distinct.tolist()], dtype=np.int32)[inverse.reshape(-1)]
 
 
 # --- on disk: one pickle per histogram (read one at a time) -----------------------------------

@@ -80,9 +80,46 @@ class HH4bProcessor(processor.ProcessorABC):
     def postprocess(self, accumulator):
         return accumulator
 
+    # --- what is filled ---------------------------------------------------------------------
+    def _variations(self) -> tuple[list[tuple[str, float]], list[str]]:
+        """Jet variations ``[(name, pT factor)]`` (nominal first) and the weight-only variations."""
+        variations = [(NOMINAL, 1.0)]
+        for syst in self.systematics:
+            variations.extend(syst.variations())
+        # b-tagging variations only reweight events: filled from the nominal selection
+        weight_variations = [f"{v}_{d}" for v in (self.btagging.variations if self.btagging else ()) for d in ("up", "down")]
+        return variations, weight_variations
+
+    def histogram_variations(self) -> dict[str, list[str]]:
+        """Histogram name -> the variations (besides nominal) it is filled for."""
+        variations, weight_variations = self._variations()
+        names = [v for v, _ in variations[1:]] + weight_variations
+        return {name: [v for v in names if name in self._histograms_for(v)] for name in self._histograms_for(NOMINAL)}
+
+    def book(self, datasets) -> dict:
+        """Empty histograms of everything the processor fills, seeded with ``datasets``."""
+        opted_in = self.histogram_variations()
+        hists = book(self.binning, datasets=list(datasets), pairers=list(self.pairers), systematics=opted_in,
+                     regions=self._regions)
+        if self.scoring is not None:
+            hists.update(self.scoring.book(list(datasets), (NOMINAL, *opted_in.get("m_hh", ()))))
+        return hists
+
     # --- one chunk ---------------------------------------------------------------------------
     def process(self, events):
-        meta = dict(events.metadata)
+        """One chunk: booked histograms filled directly (the Runner's path)."""
+        return self.fill_chunk(events, self.book([events.metadata["dataset"]]))
+
+    def fill_chunk(self, events, histograms, metadata: dict | None = None) -> dict:
+        """Select, pair and score one chunk, and fill ``histograms``.
+
+        ``histograms``: name -> anything with ``hist.Hist``'s ``fill(**axes, weight=)``: the booked
+        histograms (:meth:`process`), or a :class:`hhcoffea.histograms.FillRecorder` that keeps the
+        fill columns for hist.dask (the dask-awkward executor); both see the same fill calls.
+        ``metadata``: the chunk's coffea metadata (default ``events.metadata``). Returns the
+        output: ``histograms``, cutflow, events_in, excluded (and features when exporting).
+        """
+        meta = dict(events.metadata if metadata is None else metadata)
         dataset = meta["dataset"]
         is_signal = meta.get("process") in SIGNAL_PROCESSES
         btag = self.btagging.for_dataset(dataset) if self.btagging is not None else None
@@ -95,22 +132,13 @@ class HH4bProcessor(processor.ProcessorABC):
         # NaN/inf jet kinematics or weights: the event is excluded, and counted (never filled)
         finite = model.finite_events
 
-        variations = [(NOMINAL, 1.0)]
-        for syst in self.systematics:
-            variations.extend(syst.variations())
-        # b-tagging variations only reweight events: filled from the nominal selection
-        weight_variations = [f"{v}_{d}" for v in (self.btagging.variations if self.btagging else ()) for d in ("up", "down")]
-        opted_in = {name: [v for v in [v for v, _ in variations[1:]] + weight_variations if name in self._histograms_for(v)]
-                    for name in self._histograms_for(NOMINAL)}
+        variations, weight_variations = self._variations()
         out = {
-            "histograms": book(self.binning, datasets=[dataset], pairers=list(self.pairers), systematics=opted_in,
-                           regions=self._regions),
+            "histograms": histograms,
             "cutflow": {dataset: {}},
             "events_in": {dataset: n_in},
             "excluded": {dataset: {"nonfinite_kinematics": int(n_in - finite.sum())}},
         }
-        if self.scoring is not None:
-            out["histograms"].update(self.scoring.book([dataset], (NOMINAL, *opted_in.get("m_hh", ()))))
         if self.feature_export is not None:
             out["features"] = {dataset: []}
 
