@@ -1,7 +1,9 @@
 """The DNN classifier: ``hhcoffea export features`` tables hold exactly the processor's candidates;
 a short training on generated samples beats a random score; the ONNX export gives the torch
 network's scores; the ``dnn`` scorer (shipped model, ONNX and torch files) pickles without its
-session and runs in a job; the shared session cache."""
+session and runs in a job; its int8 inference agrees with fp32 on generated samples (scores,
+AUC, the selection at the optimised threshold) and quantises each event on its own; the shared
+session cache."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def exported(tmp_path_factory):
         "samples": {"directory": "data", "seed": 11, "generate": {
             "hh_k1": {"process": "nonresonant", "kappa_lambda": 1.0, "n_events": 12000},
             "hh_k5": {"process": "nonresonant", "kappa_lambda": 5.0, "n_events": 12000},
+            "X500": {"process": "resonant", "m_x": 500.0, "n_events": 20000},
             "qcd": {"process": "qcd", "n_events": 150000, "working_point": "DL1r_77"},
         }},
         "pairers": {"min_dr": {}, "chi2": {}},
@@ -51,7 +54,7 @@ def test_feature_table_matches_the_processor_candidates(exported):
     from hhcoffea.scoring.export import read_feature_index, read_feature_table
 
     index = read_feature_index(exported / "features")
-    assert set(index["datasets"]) == {"hh_k1", "hh_k5", "qcd"}
+    assert set(index["datasets"]) == {"hh_k1", "hh_k5", "X500", "qcd"}
     assert index["nonresonant_features"] == list(NONRESONANT_FEATURES) and len(NONRESONANT_FEATURES) == 21
     assert index["resonant_features"] == list(RESONANT_FEATURES) and len(RESONANT_FEATURES) == 16
     h = load_histogram(exported / "out", "m_hh")
@@ -171,6 +174,14 @@ def test_session_cache_one_per_model_and_threads(tmp_path):
     clear_sessions()
     assert get_session(path) is get_session(str(path)) is OnnxModel(path).session
     assert get_session(path, threads=2) is not get_session(path)
+    # a transformed (int8) session of the same file is another entry; it does not evict the plain one
+    from hhcoffea.ml.dnn import int8_model_bytes
+
+    plain = get_session(path)
+    int8 = get_session(path, 1, transform=int8_model_bytes)
+    assert int8 is not plain and get_session(path) is plain and get_session(path, transform=int8_model_bytes) is int8
+    assert int8.get_modelmeta().custom_metadata_map["hhcoffea.precision"] == "int8"
+    assert pickle.loads(pickle.dumps(OnnxModel(path, transform=int8_model_bytes))).session is int8
     model = pickle.loads(pickle.dumps(OnnxModel(path, threads=2)))
     assert model.session is get_session(path, 2) and model.metadata["hhcoffea.features"] == "a,b,c"
     x = rng.normal(size=(5, 3)).astype(np.float32)
@@ -179,3 +190,139 @@ def test_session_cache_one_per_model_and_threads(tmp_path):
     (tmp_path / "bad.onnx").write_text("not a model")
     with pytest.raises(ValueError, match="bad.onnx: not a loadable ONNX model"):
         get_session(tmp_path / "bad.onnx")
+
+
+def _four_tag_scores(folder, dataset, analysis):
+    """(fp32 scores, int8 scores, weights) of the shipped ``analysis`` DNN on ``dataset``'s four-tag events."""
+    from hhcoffea.plugins.dnn import DNNScorer
+    from hhcoffea.scoring import EventColumns
+    from hhcoffea.scoring.export import read_feature_table
+
+    t = read_feature_table(folder / f"{dataset}.parquet")
+    rows = np.asarray(t["in_four_tag"], dtype=bool)  # every row: the table holds four-tag events
+    cols = EventColumns({n: np.asarray(t[n])[rows] for n in NONRESONANT_FEATURES})
+    return (DNNScorer(model=analysis, precision="fp32")(cols), DNNScorer(model=analysis, precision="int8")(cols),
+            np.asarray(t["weight"])[rows])
+
+
+@pytest.mark.parametrize("analysis, signal", [("resonant", "X500"), ("nonresonant", "hh_k1")])
+def test_int8_scores_agree_with_fp32(exported, analysis, signal):
+    """On generated samples that the shipped models never saw: the int8 scores are close to fp32
+    event by event, the AUC is the same, and the S/sqrt(B)-optimised selection keeps the same events."""
+    from hhcoffea.ml.dnn import weighted_auc
+    from hhcoffea.scoring.selections import SCORE_EDGES, optimise_threshold
+
+    s32, s8, sw = _four_tag_scores(exported / "features", signal, analysis)
+    b32, b8, bw = _four_tag_scores(exported / "features", "qcd", analysis)
+    assert len(s32) > 800 and len(b32) > 5000
+    delta = np.abs(np.concatenate([s8 - s32, b8 - b32]))
+    print(f"{analysis}: max |delta| {delta.max():.4f}, 99% {np.quantile(delta, 0.99):.4f}")
+    assert 1e-5 < delta.max() < 0.03  # really quantised, and close
+    assert np.quantile(delta, 0.99) < 0.012
+    labels = np.concatenate([np.ones(len(s32)), np.zeros(len(b32))])
+    weights = np.concatenate([sw / sw.sum(), bw / bw.sum()])
+    auc32 = weighted_auc(np.concatenate([s32, b32]), labels, weights)
+    auc8 = weighted_auc(np.concatenate([s8, b8]), labels, weights)
+    print(f"{analysis}: AUC fp32 {auc32:.5f} int8 {auc8:.5f}")
+    assert auc32 > 0.8 and abs(auc8 - auc32) < 1e-3
+
+    def flow(p, w, power=1):  # per score bin with flow, as the selections' histograms hold them
+        return np.concatenate([[0.0], np.histogram(p, SCORE_EDGES, weights=w ** power)[0], [0.0]])
+
+    best = {name: optimise_threshold(flow(s, sw), flow(b, bw), flow(b, bw, 2))
+            for name, s, b in (("fp32", s32, b32), ("int8", s8, b8))}
+    print(analysis, best)
+    cut = best["fp32"]["threshold"]
+    for w, p32, p8 in ((sw, s32, s8), (bw, b32, b8)):
+        kept32, kept8 = w[p32 > cut].sum(), w[p8 > cut].sum()
+        assert kept32 > 0 and abs(kept8 / kept32 - 1) < 0.03, (kept32, kept8)
+        assert np.sum((p32 > cut) != (p8 > cut)) <= 0.01 * np.sum(p32 > cut) + 2
+    # optimised on int8 scores, the threshold lands within two score bins of fp32's
+    k32, k8 = (int(np.searchsorted(SCORE_EDGES, best[n]["threshold"])) for n in ("fp32", "int8"))
+    assert abs(k8 - k32) <= 2 and best["int8"]["z"] == pytest.approx(best["fp32"]["z"], rel=0.05)
+
+
+def test_int8_model_quantises_each_event_on_its_own(tmp_path):
+    """The int8 graph computes what hhcoffea.ml.dnn documents (7-bit weights per node, each
+    event's activations on its own uint8 scale), so a score does not depend on its batch."""
+    import onnx
+
+    from hhcoffea.ml.dnn import INT8_WEIGHT_MAX, dnn_layers, int8_model, int8_model_bytes, write_onnx
+    from hhcoffea.ml.session import get_session
+
+    rng = np.random.default_rng(4)
+    sizes = [5, 64, 64, 48, 1]
+    state = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        state[f"{2 * i}.weight"] = rng.normal(0, 1 / np.sqrt(n_in), (n_out, n_in))
+        state[f"{2 * i}.bias"] = rng.normal(0, 0.1, n_out)
+    mean, std = rng.normal(50, 10, 5), rng.uniform(1, 20, 5)
+    path = write_onnx(tmp_path / "toy.onnx", state, mean, std, list("abcde"), "resonant")
+    model = int8_model(path)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MatMulInteger") == 2 and ops.count("Gemm") == 2  # hidden layers int8; first, last fp32
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["hhcoffea.precision"] == "int8" and meta["hhcoffea.features"] == "a,b,c,d,e"
+    wq = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name.startswith("Wq")]
+    assert all(w.dtype == np.int8 and np.abs(w).max() == INT8_WEIGHT_MAX for w in wq)
+
+    x = (mean + std * rng.normal(size=(3000, 5))).astype(np.float32)
+    session = get_session(path, 1, transform=int8_model_bytes)
+    scores = session.run(["score"], {"features": x})[0]
+    # the same events alone, in reverse order, next to an extreme event: the same scores
+    alone = np.concatenate([session.run(["score"], {"features": x[i:i + 1]})[0] for i in range(20)])
+    np.testing.assert_allclose(alone, scores[:20], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(session.run(["score"], {"features": x[::-1].copy()})[0][::-1], scores, rtol=0, atol=1e-6)
+    extreme = np.vstack([x[:100], 1e4 * np.ones((1, 5), np.float32)])
+    np.testing.assert_allclose(session.run(["score"], {"features": extreme})[0][:100], scores[:100], rtol=0, atol=1e-6)
+
+    # numpy reference of the documented scheme (float64) against the ONNX Runtime graph
+    layers, _ = dnn_layers(path)
+    a = x.astype(np.float64)
+    for i, (W, b) in enumerate(layers):
+        if 0 < i < len(layers) - 1:
+            q_scale = np.array([onnx.numpy_helper.to_array(t) for t in model.graph.initializer
+                                if t.name == f"w_scale{i}"])[0, 0]
+            Wq = next(onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name == f"Wq{i}").T
+            s = np.maximum(a.max(axis=1, keepdims=True) / 255, 1e-30)
+            a = np.clip(np.round(a / s), 0, 255) * s @ (Wq * q_scale[:, None]).T + b
+        else:
+            a = a @ W.T + b
+        if i < len(layers) - 1:
+            a = np.maximum(a, 0)
+    reference = 1 / (1 + np.exp(-a[:, 0]))
+    # ONNX Runtime works in float32: now and then an activation lands one level off at a rounding tie
+    off = np.abs(scores - reference)
+    assert np.mean(off < 2e-5) > 0.99 and off.max() < 1e-3
+    # and the whole scheme stays close to the fp32 network it came from
+    fp32 = get_session(path).run(["score"], {"features": x})[0]
+    assert 1e-6 < np.abs(scores - fp32).max() < 0.03
+
+    # a graph that is not an hhcoffea DNN: one line naming the file and the way out
+    from onnx import TensorProto, helper
+
+    other = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["features"], ["score"])], "g",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 5])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 5])]))
+    onnx.save(other, tmp_path / "other.onnx")
+    with pytest.raises(ValueError, match=r"other.onnx: not an hhcoffea DNN graph .*precision: fp32"):
+        int8_model(tmp_path / "other.onnx")
+
+
+def test_dnn_scorer_precision_option():
+    from hhcoffea.plugins.dnn import DNNScorer, shipped_model
+    from hhcoffea.scoring import EventColumns
+
+    with pytest.raises(ValueError, match=r"precision must be one of \['int8', 'fp32'\], got 'fp16'"):
+        DNNScorer(precision="fp16")
+    scorer = DNNScorer(model="resonant")
+    assert scorer.precision == "int8" and pickle.loads(pickle.dumps(scorer)).precision == "int8"
+    assert scorer.session().get_modelmeta().custom_metadata_map["hhcoffea.precision"] == "int8"
+    rng = np.random.default_rng(2)
+    cols = EventColumns({n: rng.normal(100.0, 30.0, 500) for n in RESONANT_FEATURES})
+    fp32 = DNNScorer(model="resonant", precision="fp32")
+    x = fp32.inputs(cols)
+    from hhcoffea.ml.session import get_session
+
+    np.testing.assert_array_equal(fp32(cols), np.clip(get_session(shipped_model("resonant")).run(["score"], {"features": x})[0], 0, 1))

@@ -20,6 +20,19 @@ The ONNX graph is written directly with ``onnx.helper`` (Gemm + Relu, Sigmoid, R
 needs nothing more, and this avoids torch's deprecated TorchScript exporter and the onnxscript
 dependency of the new one. Input ``features`` float32 ``[batch, n]``, output ``score`` float32
 ``[batch]``; metadata ``hhcoffea.features`` (comma-separated names), ``hhcoffea.analysis``.
+
+Int8 inference (:func:`int8_model`, the ``dnn`` scorer's default ``precision: int8``): the
+hidden-to-hidden layers (256 x 256, nearly all of the multiply-adds) run as integer matrix
+products (ONNX ``MatMulInteger``; AVX512-VNNI / AVX2 kernels of ONNX Runtime), about 2-2.5 times
+the events per core of fp32; the first layer (raw features) and the output layer stay fp32.
+Weights: int8 per output node, symmetric, in [-63, 63] (7 bits, so that no x86 u8 x s8 kernel can
+saturate its 16-bit pair sums: the integer products are exact on every CPU), each node's scale
+chosen for the least rounding error. Activations: each event's ReLU outputs are quantised to
+uint8 with that event's own scale (its largest activation / 255), so an event's score never
+depends on the other events in its batch, and no calibration set is needed. On the shipped
+models' validation events the scores differ from fp32 by at most 0.012 (99% of events by less
+than 0.007) and the AUC by less than 1e-4 (``benchmarks/scoring.py``; ``tests/test_dnn.py``
+asserts the agreement on generated samples).
 """
 
 from __future__ import annotations
@@ -33,8 +46,12 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "INT8_WEIGHT_MAX",
     "SEED_SHAPES",
     "TRAINING_DEFAULTS",
+    "dnn_layers",
+    "int8_model",
+    "int8_model_bytes",
     "load_training_options",
     "read_training_data",
     "train_dnn",
@@ -295,3 +312,110 @@ def write_onnx(path, state: Mapping[str, np.ndarray], mean, std, features, analy
     path = Path(path)
     onnx.save(model, path)
     return path
+
+
+#: largest |int8 weight|: 7 bits, so that 2 x 255 x 63 fits the int16 pair sums of x86 u8 x s8 kernels
+INT8_WEIGHT_MAX = 63
+
+
+def dnn_layers(model) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, str]]:
+    """``([(W (out, in), b), ...], metadata)`` of a DNN graph written by :func:`write_onnx`
+    (``model``: a path or an ``onnx.ModelProto``). Any other graph: ``ValueError`` naming it."""
+    import onnx
+    from onnx import numpy_helper
+
+    where = "model" if isinstance(model, onnx.ModelProto) else str(model)
+    if not isinstance(model, onnx.ModelProto):
+        try:
+            model = onnx.load(str(model))
+        except Exception as err:  # DecodeError, OSError
+            raise ValueError(f"{where}: not a readable ONNX model ({type(err).__name__}: {err})") from None
+    graph = model.graph
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    ops = [n.op_type for n in graph.node]
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    expected = ["Gemm", "Relu"] * (len(gemms) - 1) + ["Gemm", "Sigmoid", "Reshape"]
+    ok = bool(gemms) and ops == expected and all(
+        len(n.input) == 3 and n.input[1] in init and n.input[2] in init
+        and {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute} == {"transB": 1} for n in gemms)
+    if not ok:
+        raise ValueError(f"{where}: not an hhcoffea DNN graph (Gemm/Relu layers, Sigmoid, Reshape; got "
+                         f"{'/'.join(ops[:8])}{'...' if len(ops) > 8 else ''}); use the scorer's precision: fp32")
+    layers = [(init[n.input[1]].astype(np.float64), init[n.input[2]].astype(np.float64)) for n in gemms]
+    return layers, {p.key: p.value for p in model.metadata_props}
+
+
+def _int8_weights(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-node (row) scales and int8 weights: each row's scale is the one of (0.5 .. 1) x its
+    largest |w| / INT8_WEIGHT_MAX with the least squared rounding error (clipping a few large
+    weights buys a finer step for the rest)."""
+    amax = np.abs(W).max(axis=1, keepdims=True)
+    amax[amax == 0] = 1.0
+    best_err, best_scale = np.full(len(W), np.inf), np.ones(len(W))
+    for c in np.linspace(0.5, 1.0, 26):
+        scale = c * amax / INT8_WEIGHT_MAX
+        err = ((np.clip(np.round(W / scale), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX) * scale - W) ** 2).sum(axis=1)
+        better = err < best_err
+        best_err[better], best_scale[better] = err[better], scale[better, 0]
+    Wq = np.clip(np.round(W / best_scale[:, None]), -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
+    return best_scale, Wq
+
+
+def int8_model(model):
+    """The int8 version of a :func:`write_onnx` DNN (see the module docstring) as an ``onnx.ModelProto``:
+    per-event uint8 activations, int8 weights in [-INT8_WEIGHT_MAX, INT8_WEIGHT_MAX], fp32 first
+    and output layers. Same input, output and metadata (plus ``hhcoffea.precision: int8``)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    layers, metadata = dnn_layers(model)
+    n_features = layers[0][0].shape[1]
+    nodes, inits, x = [], [], "features"
+
+    def constant(array, name):
+        inits.append(numpy_helper.from_array(array, name))
+
+    constant(np.array([1.0 / 255.0], np.float32), "inv255")
+    constant(np.array([1e-30], np.float32), "tiny")  # an all-zero row quantises to zeros, not NaN
+    for i, (W, b) in enumerate(layers):
+        if i in (0, len(layers) - 1):  # raw features in, one logit out: fp32, a few % of the work
+            constant(W.astype(np.float32), f"W{i}")
+            constant(b.astype(np.float32), f"b{i}")
+            nodes.append(helper.make_node("Gemm", [x, f"W{i}", f"b{i}"], [f"z{i}"], transB=1, name=f"layer{i}"))
+        else:
+            scale, Wq = _int8_weights(W)
+            constant(np.ascontiguousarray(Wq.T), f"Wq{i}")
+            constant(scale.astype(np.float32)[None, :], f"w_scale{i}")
+            constant(b.astype(np.float32), f"b{i}")
+            nodes += [  # a: (batch, in) >= 0; s: (batch,) each event's own scale
+                helper.make_node("ReduceMax", [x], [f"amax{i}"], axes=[1], keepdims=0, name=f"amax{i}"),
+                helper.make_node("Mul", [f"amax{i}", "inv255"], [f"s_raw{i}"], name=f"s_raw{i}"),
+                helper.make_node("Max", [f"s_raw{i}", "tiny"], [f"s{i}"], name=f"s{i}"),
+                helper.make_node("QuantizeLinear", [x, f"s{i}"], [f"q{i}"], axis=0, name=f"quantise{i}"),
+                helper.make_node("MatMulInteger", [f"q{i}", f"Wq{i}"], [f"y{i}"], name=f"layer{i}"),
+                helper.make_node("DequantizeLinear", [f"y{i}", f"s{i}"], [f"ya{i}"], axis=0, name=f"dequantise{i}"),
+                helper.make_node("Mul", [f"ya{i}", f"w_scale{i}"], [f"yf{i}"], name=f"w_scale{i}"),
+                helper.make_node("Add", [f"yf{i}", f"b{i}"], [f"z{i}"], name=f"bias{i}"),
+            ]
+        x = f"z{i}"
+        if i < len(layers) - 1:
+            nodes.append(helper.make_node("Relu", [x], [f"a{i}"], name=f"relu{i}"))
+            x = f"a{i}"
+    constant(np.array([-1], dtype=np.int64), "flat")
+    nodes += [helper.make_node("Sigmoid", [x], ["p"], name="sigmoid"),
+              helper.make_node("Reshape", ["p", "flat"], ["score"], name="flatten")]
+    graph = helper.make_graph(
+        nodes, "hhcoffea_dnn_int8",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", n_features])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"])], inits,
+    )
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="hhcoffea")
+    out.ir_version = 8
+    helper.set_model_props(out, {**metadata, "hhcoffea.precision": "int8"})
+    onnx.checker.check_model(out)
+    return out
+
+
+def int8_model_bytes(path) -> bytes:
+    """:func:`int8_model` of the file ``path``, serialised (a session transform, :mod:`hhcoffea.ml.session`)."""
+    return int8_model(path).SerializeToString()
