@@ -124,7 +124,7 @@ def _is_category(axis) -> bool:
 
 
 def _weighted(h) -> bool:
-    return h.storage_type in (hist.storage.Weight, hist.storage.Mean, hist.storage.WeightedMean)
+    return h.storage_type is hist.storage.Weight  # Double: counts (a fill without weights)
 
 
 def fill_fields(h) -> list[str]:

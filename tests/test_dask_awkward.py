@@ -172,3 +172,31 @@ def test_only_the_event_models_branches_are_read(tmp_path):
     assert "unrelated" not in columns and "GenPart_pdgId" not in columns  # no truth for qcd
     assert "MET_pt" not in columns and "Electron_pt" not in columns  # read only when a selection scores
     assert {"Jet_pt", "Jet_eta", "Jet_btag", "genWeight"} <= set(columns)
+
+
+def test_the_processor_runs_once_per_partition(tmp_path, monkeypatch):
+    """All histograms are computed together: the per-partition work is shared, not redone per
+    histogram; quick mode maps only quick_chunks partitions per dataset."""
+    import dask
+
+    from hhcoffea.processors.hh4b import HH4bProcessor
+    from hhcoffea.workflow.dask_awkward import dask_fill_graph
+    from hhcoffea.workflow.runner import build_fileset, make_processor, resolve_datasets
+
+    job = load_job(_toy_job(tmp_path))
+    fileset = build_fileset(job, resolve_datasets(job, {}))
+    chunks = []
+    fill_chunk = HH4bProcessor.fill_chunk
+
+    def counted(self, events, histograms, metadata=None):
+        chunks.append((metadata["dataset"], metadata["entrystart"], metadata["entrystop"], len(events)))
+        return fill_chunk(self, events, histograms, metadata)
+
+    monkeypatch.setattr(HH4bProcessor, "fill_chunk", counted)
+    for quick_chunks, expected in ((None, 4 + 2 + 1), (1, 3)):
+        chunks.clear()
+        _, histograms = dask_fill_graph(fileset, make_processor(job), 400, quick_chunks)
+        dask.compute(histograms, scheduler="sync")  # in this process, so the calls are seen
+        assert len(chunks) == len(set(chunks)) == expected, chunks
+        assert all(stop - start == n for _, start, stop, n in chunks)
+    assert sorted(chunks) == [("bkg", 0, 350, 350), ("sig", 0, 375, 375), ("untagged", 0, 500, 500)]
