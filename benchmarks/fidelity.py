@@ -20,6 +20,26 @@ on four-tag events (>= 4 b-tagged jets with pT > 40, |eta| < 2.5, the processor'
 Showered samples are slow (~80 events/s per worker): they are made once into ``--showered`` and
 reused. The fast samples are made in memory each time (the same hard-process settings).
 Writes ``fidelity.md`` and ``fidelity.png`` to ``--output``.
+
+Backgrounds (``--background OUTPUT``: a processor output folder such as ``output/demo``, read from
+its ``cutflow.json`` and ``metadata.json``, so the numbers are the processor's own):
+
+    python benchmarks/fidelity.py --background output/demo --job jobs/demo.yaml --output output/fidelity_bkg
+
+* **yields**: four-tag and signal-region cross sections [fb] of each background at its working
+  point, against the seeds' QCD four-tag 6.03e3 fb (MV2c10-70, seed 001 table 3) and the seeds'
+  bound ttbar / QCD < 10% (seed 003 sec. II.B).
+* **efficiencies in the seeds' convention**: the seeds divide by every event of their generated
+  pp -> bbbb sample, whose generator-level cuts and cross section they do not give (seed 003 sec.
+  V.B, VI.B), the emulation by the events passing its generator-level cut (b pT > 30, |eta| < 2.7;
+  1.94e5 fb). Per end of the seeds' range it prints the emulation's efficiency, their ratio and the
+  generated cross section sigma_SR / efficiency_seeds the seeds' sample would need for equal
+  yields, and the two ratios that need no denominator: highest / lowest pairing, and
+  non-resonant / resonant.
+* **kappa_lambda** (``--job``): the cut-based min-dR, SPA-Net and chi2 intervals at 300 fb-1 with the
+  job's likelihood and with the seeds' (QCD only, no nuisance parameters: "a product of Poisson
+  distributions", seed 003 sec. V.B; no ttbar, sec. II.B), next to table VI. Writes
+  ``background.md`` to ``--output``.
 """
 
 from __future__ import annotations
@@ -210,6 +230,182 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+# --- backgrounds ------------------------------------------------------------------------------
+# the seeds' pairings of each cut-based analysis (seed 003 sec. III, V.A, VI.A) and its working point
+SEED_PAIRINGS = {"resonant": ("min_dr", "dhh", "spanet"), "nonresonant": ("min_dr", "spanet")}
+ANALYSIS_WORKING_POINT = {"resonant": C.RESONANT_WORKING_POINT, "nonresonant": C.NONRESONANT_WORKING_POINT}
+
+
+def background_yields(output: Path) -> dict:
+    """{dataset: {"process", "working_point", "analysis", "four_tag_fb", "pairers": {pairer:
+    {"signal_region_fb", "efficiency", "n"}}}} from a processor output's cutflow and metadata,
+    for every qcd/ttbar dataset; the analysis is the one whose working point the dataset has."""
+    cutflow = json.loads((output / "cutflow.json").read_text())
+    meta = json.loads((output / "metadata.json").read_text())
+    lumi = float(meta["luminosity"])
+    out = {}
+    for name, m in meta["datasets"].items():
+        if m.get("process") not in ("qcd", "ttbar") or name not in cutflow:
+            continue
+        analysis = next((a for a, wp in ANALYSIS_WORKING_POINT.items() if wp == m.get("working_point")), None)
+        if analysis is None:
+            continue
+        entry = {"process": m["process"], "working_point": m["working_point"], "analysis": analysis, "pairers": {}}
+        for pairer, by_analysis in cutflow[name].items():
+            rows = {r["cut"]: r for r in by_analysis[analysis]}
+            entry["four_tag_fb"] = rows["four_tag"]["weighted"] / lumi
+            sr = rows["signal_region"]
+            entry["pairers"][pairer] = {"signal_region_fb": sr["weighted"] / lumi,
+                                        "efficiency": sr["weighted"] / rows["all"]["weighted"], "n": int(sr["events"])}
+        out[name] = entry
+    return out
+
+
+def window_yields(output: Path, pairer: str = "min_dr") -> dict:
+    """{dataset: {window: fb}} of the four-tag m_hh (the ``pairer``'s four jets; min-dR takes the
+    four leading b-jets, the seeds' m_hh) in each of the seeds' windows that the histogram's
+    edges hold (``constants.QCD_4B_XSEC_MHH_WINDOWS``), for the MV2c10 QCD datasets."""
+    from hhcoffea.histograms import load_histogram
+
+    meta = json.loads((output / "metadata.json").read_text())
+    h = load_histogram(output, "m_hh")
+    edges = h.axes["m_hh"].edges
+    out = {}
+    for name, m in meta["datasets"].items():
+        if m.get("process") != "qcd" or m.get("working_point") != C.RESONANT_WORKING_POINT or name not in h.axes["dataset"]:
+            continue
+        values = h[{"dataset": name, "region": "four_tag", "pairer": pairer, "systematic": "nominal"}].values()
+        for lo, hi in C.QCD_4B_XSEC_MHH_WINDOWS:
+            if np.isclose(edges, lo).any() and np.isclose(edges, hi).any():
+                inside = (edges[:-1] >= lo - 1e-9) & (edges[1:] <= hi + 1e-9)
+                out.setdefault(name, {})[(lo, hi)] = float(values[inside].sum()) / float(meta["luminosity"])
+    return out
+
+
+def _pm(value, n):
+    """value +- its Poisson error from n MC events."""
+    return f"{value:.3g} ± {value / np.sqrt(n):.2g}" if n > 0 else f"{value:.3g}"
+
+
+def background_table(yields: dict, windows: dict | None = None) -> str:
+    """Markdown: yields per background, then the seeds' efficiencies against the emulation's."""
+    pairers = sorted({p for e in yields.values() for p in e["pairers"]})
+    lines = ["| dataset | working point (analysis) | four-tag [fb] | " + " | ".join(f"SR {p} [fb]" for p in pairers) + " |",
+             "|---|---|---:|" + "---:|" * len(pairers)]
+    for name, e in yields.items():
+        cells = [_pm(e["pairers"][p]["signal_region_fb"], e["pairers"][p]["n"]) if p in e["pairers"] else "—" for p in pairers]
+        lines.append(f"| {name} | {e['working_point']} ({e['analysis']}) | {e['four_tag_fb']:.4g} | " + " | ".join(cells) + " |")
+    lines.append(f"| seeds: QCD | {C.RESONANT_WORKING_POINT} | {C.QCD_4B_XSEC_AFTER_FOUR_TAG:.4g} | "
+                 + " | ".join("—" for _ in pairers) + " |")
+    for name, by_window in (windows or {}).items():
+        for (lo, hi), fb in by_window.items():
+            ref = C.QCD_4B_XSEC_MHH_WINDOWS[(lo, hi)]
+            lines.append(f"| {name}: four-tag, m_hh in [{lo:.0f}, {hi:.0f}] | {C.RESONANT_WORKING_POINT} | {fb:.4g} "
+                         f"(seeds {ref:.3g}) | " + " | ".join("—" for _ in pairers) + " |")
+    qcd = {e["analysis"]: (n, e) for n, e in yields.items() if e["process"] == "qcd"}
+    tt = {e["analysis"]: (n, e) for n, e in yields.items() if e["process"] == "ttbar"}
+    lines += ["", f"ttbar / QCD (seeds: below {C.REFERENCE_TTBAR_FRACTION_MAX:.0%}, and left out of their likelihood):"]
+    for analysis in qcd:
+        if analysis in tt:
+            q, t = qcd[analysis][1], tt[analysis][1]
+            sr = ", ".join(f"{p} {t['pairers'][p]['signal_region_fb'] / q['pairers'][p]['signal_region_fb']:.1%}"
+                           for p in SEED_PAIRINGS[analysis] if p in t["pairers"] and p in q["pairers"])
+            lines.append(f"- {analysis}: four-tag {t['four_tag_fb'] / q['four_tag_fb']:.1%}; signal region {sr}")
+    lines += ["", "QCD selection efficiency, per generated event, against the seeds' range (their denominator: every "
+              "event of their own generated sample, whose cuts and cross section they do not give):", "",
+              "| analysis | seeds' pairings | emulation lowest / highest | seeds lowest / highest | emulation / seeds "
+              "| sigma_gen the seeds' sample needs for equal yields [fb] | highest / lowest: emulation, seeds |",
+              "|---|---|---|---|---|---|---|"]
+    ends = {}
+    for analysis, (name, e) in qcd.items():
+        have = [p for p in SEED_PAIRINGS[analysis] if p in e["pairers"]]
+        if not have:
+            continue
+        lo = min(have, key=lambda p: e["pairers"][p]["efficiency"])
+        hi = max(have, key=lambda p: e["pairers"][p]["efficiency"])
+        eff = (e["pairers"][lo]["efficiency"], e["pairers"][hi]["efficiency"])
+        sig = (e["pairers"][lo]["signal_region_fb"], e["pairers"][hi]["signal_region_fb"])
+        ref = C.REFERENCE_QCD_SELECTION_EFFICIENCY[analysis]
+        ends[analysis] = eff
+        lines.append(f"| {analysis} ({name}) | {', '.join(have)} | {eff[0]:.2e} ({lo}) / {eff[1]:.2e} ({hi}) | "
+                     f"{ref[0]:.2e} / {ref[1]:.2e} | {eff[0] / ref[0]:.2f} / {eff[1] / ref[1]:.2f} | "
+                     f"{sig[0] / ref[0]:.3g} / {sig[1] / ref[1]:.3g} | {eff[1] / eff[0]:.2f}, {ref[1] / ref[0]:.2f} |")
+    if len(ends) == 2:
+        r_emul = [ends["nonresonant"][i] / ends["resonant"][i] for i in (0, 1)]
+        r_seed = [C.REFERENCE_QCD_SELECTION_EFFICIENCY["nonresonant"][i] / C.REFERENCE_QCD_SELECTION_EFFICIENCY["resonant"][i]
+                  for i in (0, 1)]
+        lines += ["", f"non-resonant / resonant efficiency (lowest, highest): emulation {r_emul[0]:.2f}, {r_emul[1]:.2f}; "
+                  f"seeds {r_seed[0]:.2f}, {r_seed[1]:.2f} (equal denominators assumed for the seeds' two samples)"]
+    return "\n".join(lines)
+
+
+def kappa_comparison(job_path: Path, output: Path, work: Path, luminosity: float = 300.0) -> dict:
+    """kappa_lambda intervals of the job's cut-based ``compare`` rows at ``luminosity``, with the
+    job's likelihood ("job") and with the seeds' ("seeds": QCD backgrounds only, no nuisance
+    parameters; the statistics layer always books a luminosity parameter, here of width 1e-6).
+    Returns {variant: {row: {"cls": interval, "profile": interval, "reference": label}}}."""
+    import copy
+
+    import yaml
+
+    from hhcoffea.stats.analysis import load_outputs, run_statistics
+
+    hists, meta = load_outputs(output)
+    base = dict(yaml.safe_load(job_path.read_text())["statistics"])
+    base["luminosity"] = [luminosity]
+    for key in ("resonant", "equivalent_luminosity"):
+        base.pop(key, None)
+    rows = {k: v for k, v in (base.get("compare") or {}).items() if isinstance(v, dict) and "regions" in v}
+    base["compare"] = {"luminosity": [luminosity], **rows}
+    seeds = copy.deepcopy(base)
+    qcd = [b for b in seeds["nonresonant"]["backgrounds"] if meta["datasets"].get(b, {}).get("process") == "qcd"]
+    seeds["nonresonant"]["backgrounds"] = qcd
+    seeds["backgrounds"] = [b for b in seeds.get("backgrounds", []) if meta["datasets"].get(b, {}).get("process") == "qcd"]
+    seeds["systematics"] = {"staterror": False, "lumi": 1e-6}
+    out = {}
+    for variant, st in (("job", base), ("seeds", seeds)):
+        summary = run_statistics(copy.deepcopy(st), hists, meta, work / variant)
+        out[variant] = {label: {"cls": row["luminosities"][f"{luminosity:g}"]["cls_expected"],
+                                "profile": row["luminosities"][f"{luminosity:g}"]["profile"], "reference": row["reference"]}
+                        for label, row in summary["comparison"].items()}
+    return out
+
+
+def kappa_table(result: dict) -> str:
+    """Markdown: the intervals of both likelihoods next to table VI, with the width ratios."""
+    def interval(d):
+        lo = "open" if d.get("lower") is None else f"{d['lower']:.2f}"
+        hi = "open" if d.get("upper") is None else f"{d['upper']:.2f}"
+        return f"[{lo}, {hi}]", d.get("width")
+
+    lines = ["| row | likelihood | CLs mu-POI | width / table VI | profile kappa-POI | width / table VI |",
+             "|---|---|---|---:|---|---:|"]
+    for variant, rows in result.items():
+        for label, r in rows.items():
+            cells = []
+            for key, table_vi in (("cls", C.REFERENCE_KAPPA_INTERVALS_TABLE_VI), ("profile", C.REFERENCE_KAPPA_INTERVALS_TABLE_VI_KAPPA_POI)):
+                text, width = interval(r[key])
+                ref = table_vi[r["reference"]]
+                ratio = "—" if width is None else f"{width / (ref[1] - ref[0]):.2f}"
+                cells += [f"{text} (table VI [{ref[0]:.2f}, {ref[1]:.2f}])", ratio]
+            name = "job (demo systematics, QCD + ttbar)" if variant == "job" else "seeds (QCD only, no nuisance parameters)"
+            lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def background_main(args) -> int:
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    text = background_table(background_yields(Path(args.background)), window_yields(Path(args.background)))
+    if args.job:
+        text += "\n\nkappa_lambda at 300 fb-1, background-only Asimov data:\n\n" + kappa_table(
+            kappa_comparison(Path(args.job), Path(args.background), out / "statistics"))
+    print(text)
+    (out / "background.md").write_text(text + "\n")
+    print(f"# wrote {out / 'background.md'}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--showered", default="data/fidelity", help="folder of the showered samples (made when missing)")
@@ -219,7 +415,11 @@ def main() -> int:
     parser.add_argument("--fast-only", action="store_true", help="only the fast emulation (no showered samples)")
     parser.add_argument("--output", default="output/fidelity")
     parser.add_argument("--samples", nargs="*", default=list(SAMPLES))
+    parser.add_argument("--background", help="a processor output folder (cutflow.json, metadata.json): background report only")
+    parser.add_argument("--job", help="with --background: the job file whose statistics section the kappa_lambda rows use")
     args = parser.parse_args()
+    if args.background:
+        return background_main(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     results = {}

@@ -105,6 +105,21 @@ BR_HH_4B = BR_H_BB**2
 # after the four-tag cut (13 TeV, MV2c10-70), seed 001 table 3
 QCD_4B_XSEC_AFTER_FOUR_TAG = 6.03e3
 RESONANT_XSEC_AFTER_FOUR_TAG = {500.0: 3.64, 1000.0: 0.081}
+# the same QCD background in the m_hh windows (four highest-pT b-jets) of m_H = 500 and 1000 GeV,
+# after the four-tag cut: 2.57e3 fb in [350, 550], 3.32e2 fb in [800, 1050] (seed 001 table 3)
+QCD_4B_XSEC_MHH_WINDOWS = {(350.0, 550.0): 2.57e3, (800.0, 1050.0): 3.32e2}
+
+# --- Background references that PHYSICS.md does not list (seed 003_03dc9ab77963b172.txt) -------
+# Cut-based selection efficiency of the QCD pp -> bbbb background, range over the pairings:
+# "the ratio of the number of events that pass the final cut to the total number of events
+# without applying any cuts" (seed 003 sec. V.B at Fig. 4: resonant, MV2c10-70; sec. VI.B,
+# Fig. 10 caption: non-resonant, DL1r-77). The denominator is the seeds' generated MadGraph
+# sample, whose generator-level cuts and cross section the seeds do not state: these are not
+# comparable with an efficiency per event of another generated phase space (only yields are).
+REFERENCE_QCD_SELECTION_EFFICIENCY = {"resonant": (9.4e-5, 2.82e-4), "nonresonant": (9.7e-5, 2.72e-4)}
+# ttbar "contributes to less than 10% of the dominant background and is not included in the
+# analysis" (seed 003 sec. II.B): an upper bound on ttbar / QCD, and table VI has no ttbar
+REFERENCE_TTBAR_FRACTION_MAX = 0.10
 
 
 def jet_resolution(pt):
