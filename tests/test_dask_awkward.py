@@ -200,3 +200,11 @@ def test_the_processor_runs_once_per_partition(tmp_path, monkeypatch):
         assert len(chunks) == len(set(chunks)) == expected, chunks
         assert all(stop - start == n for _, start, stop, n in chunks)
     assert sorted(chunks) == [("bkg", 0, 350, 350), ("sig", 0, 375, 375), ("untagged", 0, 500, 500)]
+
+
+def test_feature_export_is_refused_in_one_line(tmp_path):
+    from hhcoffea.workflow.job import JobError
+
+    job = load_job(_toy_job(tmp_path), {"executor": {"name": "dask-awkward"}})
+    with pytest.raises(JobError, match=r"job\.yaml: the dask-awkward executor does not collect feature tables"):
+        run_job(job, status=False, configure=lambda proc: setattr(proc, "feature_export", "min_dr"))

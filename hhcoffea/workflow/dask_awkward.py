@@ -246,10 +246,11 @@ def run_dask_awkward(job, fileset, processor, *, quick: bool = False):
     import dask
 
     from .executors import RunMonitor, dask_client
+    from .job import JobError
 
     cfg = job.config["executor"]
     if processor.feature_export is not None:
-        raise ValueError(f"job {job.path}: the dask-awkward executor does not collect feature tables; "
+        raise JobError(f"job {job.path}: the dask-awkward executor does not collect feature tables; "
                          "use executor iterative, futures or dask")
     booked, histograms = dask_fill_graph(fileset, processor, int(cfg["chunksize"]),
                                          int(job.config["quick_chunks"]) if quick else None)
