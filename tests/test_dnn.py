@@ -110,6 +110,9 @@ def test_short_training_beats_random_and_onnx_equals_torch(exported, tmp_path):
     assert 0.5 < metrics["validation_accuracy"] <= 1.0
     assert metrics["features"] == list(NONRESONANT_FEATURES) and metrics["epochs_run"] <= 6
     assert metrics["network"] == {"hidden": 32, "layers": 2, "learning_rate": 3e-3, "batch_size": 512}
+    # the int8 inference of the same model, on the same validation events
+    assert metrics["int8"]["validation_auc"] == pytest.approx(metrics["validation_auc"], abs=2e-3)
+    assert 0 < metrics["int8"]["p99_abs_delta_score"] <= metrics["int8"]["max_abs_delta_score"] < 0.05
     # a random score has AUC 1/2 on the same events (the metric can tell the difference)
     rng = np.random.default_rng(0)
     labels = rng.random(5000) < 0.5
