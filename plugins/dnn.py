@@ -14,7 +14,9 @@ Options:
   256 x 256 layers as integer products with each event's activations quantised on their own
   scale (:func:`hhcoffea.ml.dnn.int8_model`, made from the fp32 file when the model loads):
   about 2.5-3 times the events per core of ``fp32``, scores within ~0.02 of it (AUC equal to
-  1e-4). ``fp32`` runs the exported graph as it is. A ``model.pt`` always runs fp32 (torch).
+  1e-4). The shipped models' int8 graphs ship next to them; another ``model.onnx`` is
+  quantised when it loads (about 1 s of CPU per process, mostly importing ``onnx``). ``fp32``
+  runs the exported graph as it is. A ``model.pt`` always runs fp32 (torch).
 * ``batch_size`` (4096) and ``threads`` (ONNX Runtime intra-op threads per worker, 1).
 
 The model loads once per process (the shared session cache of :mod:`hhcoffea.ml.session`, or a
@@ -30,20 +32,24 @@ import numpy as np
 
 from hhcoffea.scoring import EventColumns, Scorer
 
-__all__ = ["DNNScorer", "PRECISIONS", "SHIPPED_MODELS", "shipped_model"]
+__all__ = ["DNNScorer", "PRECISIONS", "SHIPPED_INT8_MODELS", "SHIPPED_MODELS", "shipped_model"]
 
 #: name -> file under hhcoffea/ml/models
 SHIPPED_MODELS = {"nonresonant": "dnn_nonresonant.onnx", "resonant": "dnn_resonant.onnx"}
+#: the same models' int8 graphs (hhcoffea.ml.dnn.int8_model of the file above, written ahead so that
+#: a worker needs no onnx import, ~1 s of CPU; tests/test_dnn.py checks they are up to date)
+SHIPPED_INT8_MODELS = {"nonresonant": "dnn_nonresonant_int8.onnx", "resonant": "dnn_resonant_int8.onnx"}
 PRECISIONS = ("int8", "fp32")
 
 _TORCH_MODELS: dict[tuple, object] = {}
 
 
-def shipped_model(name: str) -> Path:
-    """Path of a model shipped with hhcoffea (``nonresonant`` or ``resonant``)."""
+def shipped_model(name: str, precision: str = "fp32") -> Path:
+    """Path of a model shipped with hhcoffea (``nonresonant`` or ``resonant``; its fp32 or int8 graph)."""
     import hhcoffea.ml
 
-    return Path(hhcoffea.ml.__file__).parent / "models" / SHIPPED_MODELS[name]
+    files = SHIPPED_INT8_MODELS if precision == "int8" else SHIPPED_MODELS
+    return Path(hhcoffea.ml.__file__).parent / "models" / files[name]
 
 
 class DNNScorer(Scorer):
@@ -87,6 +93,9 @@ class DNNScorer(Scorer):
         from hhcoffea.ml.session import get_session
 
         if self.precision == "int8":
+            for name in SHIPPED_MODELS:
+                if self.path == shipped_model(name).resolve():
+                    return get_session(shipped_model(name, "int8"), self.threads)
             from hhcoffea.ml.dnn import int8_model_bytes
 
             return get_session(self.path, self.threads, transform=int8_model_bytes)

@@ -314,18 +314,25 @@ def test_int8_model_quantises_each_event_on_its_own(tmp_path):
 
 
 def test_dnn_scorer_precision_option():
+    from hhcoffea.ml.dnn import int8_model
+    from hhcoffea.ml.session import get_session
     from hhcoffea.plugins.dnn import DNNScorer, shipped_model
     from hhcoffea.scoring import EventColumns
 
     with pytest.raises(ValueError, match=r"precision must be one of \['int8', 'fp32'\], got 'fp16'"):
         DNNScorer(precision="fp16")
+    # the shipped int8 graphs are int8_model of the shipped fp32 files (not stale after retraining)
+    for name in ("resonant", "nonresonant"):
+        assert shipped_model(name, "int8").read_bytes() == int8_model(shipped_model(name)).SerializeToString(), name
     scorer = DNNScorer(model="resonant")
     assert scorer.precision == "int8" and pickle.loads(pickle.dumps(scorer)).precision == "int8"
     assert scorer.session().get_modelmeta().custom_metadata_map["hhcoffea.precision"] == "int8"
+    assert scorer.session() is get_session(shipped_model("resonant", "int8"))  # the shipped file, no quantising
+    assert DNNScorer(model=str(shipped_model("resonant")), precision="int8").session() is scorer.session()
     rng = np.random.default_rng(2)
     cols = EventColumns({n: rng.normal(100.0, 30.0, 500) for n in RESONANT_FEATURES})
     fp32 = DNNScorer(model="resonant", precision="fp32")
     x = fp32.inputs(cols)
-    from hhcoffea.ml.session import get_session
-
     np.testing.assert_array_equal(fp32(cols), np.clip(get_session(shipped_model("resonant")).run(["score"], {"features": x})[0], 0, 1))
+    # the scorer's int8 scores are the shipped int8 graph's
+    np.testing.assert_array_equal(scorer(cols), np.clip(scorer.session().run(["score"], {"features": x})[0], 0, 1))
