@@ -1,7 +1,12 @@
 """The dask-awkward executor gives the Runner's histograms; batch-cluster job scripts carry the
-job's settings (no batch system here: the rendered script is checked)."""
+job's settings (no batch system here: the rendered script is checked); dask workers get the
+state of a forked futures worker (heap for large arrays, frozen long-lived objects)."""
 
 from __future__ import annotations
+
+import gc
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +14,7 @@ import yaml
 from layouts import toy_events, write_nanoaod
 
 from hhcoffea.workflow.dask_awkward import chunk_steps
-from hhcoffea.workflow.executors import jobqueue_cluster
+from hhcoffea.workflow.executors import dask_client, jobqueue_cluster
 from hhcoffea.workflow.job import load_job
 from hhcoffea.workflow.runner import run_job
 
@@ -80,3 +85,59 @@ def test_batch_job_script_carries_the_settings(tmp_path, kind, settings, expecte
     assert "source /opt/hh/env.sh" in script
     assert "--nworkers 2" in script and "--nthreads 2" in script  # 4 cores over 2 worker processes
     assert "--local-directory /tmp/hh" in script
+
+
+PAGE_FAULTS = """
+import os, resource, sys
+import numpy as np
+from hhcoffea.workflow.dask_worker import heap_for_large_arrays
+
+def faults():
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(200):
+        a = np.ones(1 << 17)  # 1 MB, like a chunk's jet column
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+faults()  # warm up numpy
+before = faults()
+ok = heap_for_large_arrays()
+print(before, faults(), ok)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_heap_for_large_arrays_ends_the_page_faults_of_a_dask_worker():
+    """With the nanny's MALLOC_TRIM_THRESHOLD_, every 1 MB array is a fresh mmap (256 page faults);
+    once the heap serves them, the freed block is reused."""
+    env = {"MALLOC_TRIM_THRESHOLD_": "65536", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", PAGE_FAULTS], capture_output=True, text=True, check=True, env=env).stdout
+    before, after, ok = out.split()
+    assert ok == "True"
+    assert int(before) > 200 * 200, out  # at least 200 faults per array: the kernel zeroes every page
+    assert int(after) < int(before) / 20, out
+
+
+def _worker_state(dask_worker):
+    return {"frozen": gc.get_freeze_count(), "heap": getattr(dask_worker, "hhcoffea_heap_for_large_arrays", None),
+            "profiler": "profile" in dask_worker.periodic_callbacks}
+
+
+def test_dask_workers_get_the_chunk_setup():
+    """A job's LocalCluster: workers without the stack sampler, with the heap for large arrays and
+    frozen long-lived objects (so the processor's per-chunk collection runs); on a scheduler the
+    job did not start, the plugin is removed again after the run."""
+    from distributed import Client, LocalCluster
+
+    with dask_client({"workers": 1}) as client:
+        (state,) = client.run(_worker_state).values()
+    assert state["frozen"] > 10_000 and state["heap"] is True and state["profiler"] is False, state
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as own:
+        with dask_client({"address": cluster.scheduler_address}) as client:
+            (during,) = client.run(_worker_state).values()
+        (after,) = own.run(_worker_state).values()
+    assert during["frozen"] > 10_000 and during["heap"] is True, during
+    assert during["profiler"] is True  # someone else's workers keep their settings
+    assert after["frozen"] == 0, after  # unfrozen by the plugin's teardown

@@ -4,6 +4,14 @@ existing scheduler, or a batch system through dask-jobqueue), and what a run los
 A dask cluster lives for one run. Batch clusters (``executor.cluster``) submit ``jobs`` batch
 jobs, or scale between ``adapt.minimum`` and ``adapt.maximum`` with the work; each job runs
 ``processes`` dask workers on ``cores`` cores.
+
+Every dask worker of a run (LocalCluster, ``address`` or batch) gets
+:class:`hhcoffea.workflow.dask_worker.ChunkWorkerSetup`,
+which removes two costs that futures workers do not pay (``benchmarks/scale.py`` measures them):
+distributed's ``MALLOC_TRIM_THRESHOLD_`` makes glibc give every large numpy array its own mmap
+(fresh page faults: a quarter of a worker's CPU as system time), and without frozen long-lived
+objects the processor's per-chunk collection is skipped (memory grows with the run). The
+LocalCluster's workers also run without distributed's 10 ms stack sampler.
 """
 
 from __future__ import annotations
@@ -12,10 +20,20 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["JOBQUEUE_CLASSES", "RunMonitor", "dask_client", "executor_for", "executor_with_monitor", "jobqueue_cluster"]
+__all__ = [
+    "JOBQUEUE_CLASSES", "LOCAL_CLUSTER_CONFIG", "RunMonitor", "dask_client", "executor_for", "executor_with_monitor",
+    "jobqueue_cluster",
+]
 
 #: executor.cluster.type -> dask-jobqueue class name
 JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster", "pbs": "PBSCluster"}
+
+#: dask settings of the LocalCluster a job starts (workers read them at spawn)
+LOCAL_CLUSTER_CONFIG = {
+    # the statistical profiler samples the running task's stack every 10 ms on the worker's
+    # event loop (and stats source files for line numbers); nobody reads it in a job
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def jobqueue_cluster(spec: dict):
@@ -49,12 +67,22 @@ def jobqueue_cluster(spec: dict):
 @contextlib.contextmanager
 def dask_client(cfg: dict):
     """A ``distributed.Client`` for the job's executor section: an existing scheduler
-    (``address``), a batch cluster (``cluster``) or a LocalCluster of ``workers`` processes."""
+    (``address``), a batch cluster (``cluster``) or a LocalCluster of ``workers`` processes.
+    Its workers get :class:`~hhcoffea.workflow.dask_worker.ChunkWorkerSetup` (removed again from
+    a scheduler the run did not start)."""
+    import dask
     from distributed import Client, LocalCluster
+
+    from .dask_worker import ChunkWorkerSetup
 
     if cfg.get("address"):
         with Client(cfg["address"]) as client:
-            yield client
+            client.register_plugin(ChunkWorkerSetup(), name=ChunkWorkerSetup.name)
+            try:
+                yield client
+            finally:
+                with contextlib.suppress(Exception):  # a scheduler that went away: nothing to undo
+                    client.unregister_worker_plugin(ChunkWorkerSetup.name)
     elif cfg.get("cluster"):
         spec = cfg["cluster"]
         with jobqueue_cluster(spec) as cluster:
@@ -63,11 +91,14 @@ def dask_client(cfg: dict):
             else:
                 cluster.scale(jobs=spec["jobs"])
             with Client(cluster) as client:
+                client.register_plugin(ChunkWorkerSetup(), name=ChunkWorkerSetup.name)  # also on workers that join later
                 yield client
     else:
         # one thread per worker process: the processor holds the GIL most of the time
-        with LocalCluster(n_workers=int(cfg["workers"]), threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with dask.config.set(LOCAL_CLUSTER_CONFIG), LocalCluster(
+                n_workers=int(cfg["workers"]), threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            client.register_plugin(ChunkWorkerSetup(), name=ChunkWorkerSetup.name)
             yield client
 
 
