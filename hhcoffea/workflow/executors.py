@@ -11,12 +11,14 @@ which removes two costs that futures workers do not pay (``benchmarks/scale.py``
 distributed's ``MALLOC_TRIM_THRESHOLD_`` makes glibc give every large numpy array its own mmap
 (fresh page faults: a quarter of a worker's CPU as system time), and without frozen long-lived
 objects the processor's per-chunk collection is skipped (memory grows with the run). The
-LocalCluster's workers also run without distributed's 10 ms stack sampler.
+LocalCluster's workers are forked from the run's process (imports inherited, as futures workers)
+and run without distributed's 10 ms stack sampler (``LOCAL_CLUSTER_CONFIG``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -28,11 +30,14 @@ __all__ = [
 #: executor.cluster.type -> dask-jobqueue class name
 JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster", "pbs": "PBSCluster"}
 
-#: dask settings of the LocalCluster a job starts (workers read them at spawn)
+#: dask settings of the LocalCluster a job starts (its nannies read them when they start a worker)
 LOCAL_CLUSTER_CONFIG = {
     # the statistical profiler samples the running task's stack every 10 ms on the worker's
     # event loop (and stats source files for line numbers); nobody reads it in a job
     "distributed.worker.profile.enabled": False,
+    # forked like futures workers: a spawned worker imports distributed, coffea and hhcoffea
+    # afresh (~2 s of CPU on the critical path of every run); macOS keeps spawn (fork is unsafe there)
+    **({"distributed.worker.multiprocessing-method": "fork"} if sys.platform.startswith("linux") else {}),
 }
 
 
