@@ -349,7 +349,7 @@ class ExecutorSection(Section):
 
     name: Literal["iterative", "futures", "dask", "dask-awkward"] = Field(
         "iterative", description="iterative (one process), futures (process pool), dask (Runner on dask.distributed), "
-        "dask-awkward (the processor per partition of dask-awkward arrays)")
+        "dask-awkward (coffea's dask path: the processor per partition, histograms through hist.dask)")
     workers: int = Field(2, ge=1, description="worker processes (futures, dask and dask-awkward on a LocalCluster)")
     chunksize: int = Field(100_000, ge=1, description="events per chunk (per partition for dask-awkward)")
     address: str | None = Field(None, description="address of a running dask scheduler (instead of a LocalCluster)")
