@@ -85,21 +85,30 @@ def test_summary_says_what_was_reused(data):
     assert caption.startswith("0 events in")  # throughput counts only events computed in this run
 
 
-def test_resume_after_the_main_process_is_killed(data):
-    reference = run_job(load_job(_job(data, "ref", checkpoint=None)), status=False)
-    path = _job(data, "k", checkpoint="ckpt_k")
+@pytest.mark.parametrize("executor", ["iterative", "futures"])
+def test_resume_after_the_run_is_killed(data, executor):
+    """SIGKILL to the whole run (the main process and, for futures, its workers: what a batch
+    system does at the wall-time limit), then the same job again: it reuses exactly the saved
+    chunks and its histograms equal an uninterrupted run's."""
+    n_chunks = 30 if executor == "iterative" else 60
+    chunksize = N_EVENTS // n_chunks
+    run = {"executor": {"name": executor, "chunksize": chunksize, "workers": 2,
+                        "checkpoint": str(data / f"ckpt_k_{executor}")}}
+    reference = run_job(load_job(_job(data, f"ref_{executor}", checkpoint=None, chunksize=chunksize)), status=False)
+    path = _job(data, f"k_{executor}", **run)
     proc = subprocess.Popen([sys.executable, "-m", "hhcoffea.cli", "run", str(path), "--no-progress", "--no-plots"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     saved = []
     while proc.poll() is None and len(saved) < 5:
-        time.sleep(0.02)
-        saved = list((data / "ckpt_k").rglob("*.pkl"))
-    os.kill(proc.pid, signal.SIGKILL)
+        time.sleep(0.01)
+        saved = list((data / f"ckpt_k_{executor}").rglob("*.pkl"))
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list((data / "ckpt_k").rglob("*.pkl")))
-    assert 5 <= done < 30, done  # killed mid-run
+    done = len(list((data / f"ckpt_k_{executor}").rglob("*.pkl")))
+    assert 5 <= done < n_chunks, done  # killed mid-run
     resumed = run_job(load_job(path), status=False)
-    assert resumed.chunks_reused == done and resumed.chunks_computed == 30 - done
+    assert resumed.chunks_reused == done and resumed.chunks_computed == n_chunks - done
+    assert resumed.events_reused == done * chunksize
     _assert_same(reference.output, resumed.output)
 
 
