@@ -285,7 +285,7 @@ def test_statistics_name_a_selection_and_compare_selections_side_by_side(tmp_pat
     assert by_selection["profile"]["interval"]["width"] < main["profile"]["interval"]["width"]
     text = analysis.format_summary(summary)
     lo, hi = REFERENCE_KAPPA_INTERVALS_TABLE_VI["cut_based_min_dr"]
-    assert f"[{lo:.2f}, {hi:.2f}]" in text and "| sel | signal / spanet | 300 |" in text
+    assert f"[{lo:.2f}, {hi:.2f}]" in text and "| sel | signal / spanet | job's systematics; qcd+ttbar | 300 |" in text
     from hhcoffea.stats.workspace import MissingInputError
 
     with pytest.raises(MissingInputError, match="selection 'nope' is not among the run's selections"):

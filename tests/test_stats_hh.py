@@ -533,3 +533,50 @@ def test_nnlo_normalised_emulated_basis_uses_k_factor_morphing(synthetic):
     forced = base_config()
     forced["nonresonant"] = {**forced["nonresonant"], "morphing": "lagrange"}
     assert analysis.AnalysisInputs(config.StatisticsConfig(forced, nnlo), histos, nnlo).morphing == "lagrange"
+
+
+def test_compare_row_with_the_papers_poisson_likelihood(tmp_path):
+    """A ``compare`` row with ``likelihood: poisson`` (the seeds' likelihood: Poisson terms only,
+    QCD only) gives the profile-likelihood interval of the closed form -2 ln L ratio of Poisson
+    counts, and is narrower than the job's likelihood with its nuisance parameters."""
+    from scipy.optimize import brentq
+
+    histos, meta = make_input()
+    nonres = {**base_config()["nonresonant"], "kappa_lambda": {"start": -8, "stop": 14, "num": 45}, "check": None}
+    cfg = base_config(resonant=[], nonresonant=nonres, compare={
+        "luminosity": [300],
+        "job": {"regions": ["signal"], "pairer": "min_dr", "backgrounds": ["qcd"]},
+        "paper": {"regions": ["signal"], "pairer": "min_dr", "likelihood": "poisson", "backgrounds": ["qcd"],
+                  "reference": "cut_based_min_dr"},
+    })
+    summary = analysis.run_statistics(cfg, histos, meta, tmp_path / "a")
+    rows = summary["comparison"]
+    paper, job = rows["paper"]["luminosities"]["300"], rows["job"]["luminosities"]["300"]
+
+    # closed form: n = b + s(kappa = 1) (the S+B Asimov profile data), q(k) = 2 sum(lam - n - n ln(lam / n))
+    sc = config.StatisticsConfig(cfg, meta)
+    inp = analysis.AnalysisInputs(sc, histos, meta, regions=["signal"], pairer="min_dr", backgrounds=["qcd"])
+    scale = 300.0 / L0
+    b = inp.channels(scale, ["qcd"]).total("signal")
+    s_at = inp.signal_at(scale)
+    n = b + s_at(1.0)["signal"].template.yields
+
+    def q(k):
+        lam = b + s_at(k)["signal"].template.yields
+        return 2.0 * np.sum(lam - n - n * np.log(lam / n)) - constants.PROFILE_SCAN_THRESHOLD
+
+    lower, upper = brentq(q, -8.0, 1.0), brentq(q, 1.0, 14.0)
+    assert paper["profile"]["lower"] == pytest.approx(lower, abs=2e-3)
+    assert paper["profile"]["upper"] == pytest.approx(upper, abs=2e-3)
+    assert paper["profile"]["width"] < 0.95 * job["profile"]["width"]  # the nuisances widen it
+    # without nuisances this toy's background-only Asimov data exclude even the SM prediction
+    assert (paper["sm_excluded"], job["sm_excluded"]) == (True, False) and paper["cls_expected"]["empty"]
+    text = analysis.format_summary(summary)
+    assert "| paper | signal / min_dr | Poisson only; qcd | 300 |" in text
+    assert "| job | signal / min_dr | job's systematics; qcd | 300 |" in text
+
+    for bad, match in (({"likelihood": "poison"}, "statistics.compare.x.likelihood: got 'poison'"),
+                       ({"backgrounds": ["nope"]}, "statistics.compare.x.backgrounds: dataset 'nope'"),
+                       ({"likelihod": "poisson"}, "likelihod")):
+        with pytest.raises((ValueError, LookupError), match=match):
+            config.StatisticsConfig(base_config(resonant=[], compare={"x": {"pairer": "min_dr", **bad}}), meta)

@@ -546,11 +546,11 @@ def _comparison(cfg: StatisticsConfig, histograms, metadata) -> dict:
     """kappa_lambda intervals (CLs mu-POI expected, profile likelihood) of every ``compare`` entry."""
     out = {}
     for label, spec in cfg.compare.items():
-        inp = AnalysisInputs(
-            cfg, histograms, metadata, regions=spec["regions"], pairer=spec["pairer"], backgrounds=cfg.nonresonant_backgrounds
-        )
+        backgrounds, poisson = spec["backgrounds"], spec["likelihood"] == "poisson"
+        inp = AnalysisInputs(cfg, histograms, metadata, regions=spec["regions"], pairer=spec["pairer"], backgrounds=backgrounds)
         ref = spec["reference"]
         row = {"regions": spec["regions"], "pairer": spec["pairer"], "reference": ref,
+               "likelihood": spec["likelihood"], "backgrounds": backgrounds,
                "reference_cls_expected": list(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI[ref]) if ref else None,
                "reference_profile": list(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI_KAPPA_POI[ref]) if ref else None,
                "luminosities": {}}
@@ -558,8 +558,11 @@ def _comparison(cfg: StatisticsConfig, histograms, metadata) -> dict:
             row["merged_bins"] = inp.merged_bins
         for lumi in cfg.compare_luminosities:
             scale = lumi / cfg.l0
-            chans = inp.channels(scale, cfg.nonresonant_backgrounds)
+            chans = inp.channels(scale, backgrounds)
             signal_at = inp.signal_at(scale)
+            if poisson:
+                chans = chans.without_nuisances()
+                signal_at = _without_nuisances(signal_at)
             cls = kappa_cls_scan(chans, signal_at, cfg.kappa_grid, inp.observations(scale, chans, cfg.cls_data),
                                  xsec_at=inp.xsec_at)
             prof = kappa_profile_scan(chans, signal_at, cfg.kappa_grid,
@@ -570,17 +573,31 @@ def _comparison(cfg: StatisticsConfig, histograms, metadata) -> dict:
     return out
 
 
+def _without_nuisances(signal_at):
+    """``signal_at`` with every signal sample stripped of its modifiers (the Poisson likelihood)."""
+
+    def at(kappa: float) -> dict:
+        return {r: s.without_nuisances() for r, s in signal_at(kappa).items()}
+
+    return at
+
+
+def _likelihood_text(row: dict) -> str:
+    what = "Poisson only" if row.get("likelihood") == "poisson" else "job's systematics"
+    return f"{what}; {'+'.join(row.get('backgrounds', []))}"
+
+
 def comparison_table(comparison: dict) -> str:
     """The compared selections' kappa_lambda intervals in one table, beside the seeds' table VI."""
-    lines = ["| selection | region(s) / pairer | L [fb-1] | CLs mu-POI expected | table VI (mu-POI) | profile likelihood "
-             "| table VI (kappa-POI) |", "|---|---|---:|---|---|---|---|"]
+    lines = ["| selection | region(s) / pairer | likelihood | L [fb-1] | CLs mu-POI expected | table VI (mu-POI) "
+             "| profile likelihood | table VI (kappa-POI) |", "|---|---|---|---:|---|---|---|---|"]
 
     def ref_text(ref):
         return f"[{ref[0]:.2f}, {ref[1]:.2f}] (width {ref[1] - ref[0]:.2f})" if ref else "-"
 
     for label, row in comparison.items():
         for lumi, r in row["luminosities"].items():
-            lines.append(f"| {label} | {'+'.join(row['regions'])} / {row['pairer']} | {lumi} | "
+            lines.append(f"| {label} | {'+'.join(row['regions'])} / {row['pairer']} | {_likelihood_text(row)} | {lumi} | "
                          f"{_interval_text(r['cls_expected'], sm_excluded=r['sm_excluded'])} | "
                          f"{ref_text(row.get('reference_cls_expected'))} | {_interval_text(r['profile'])} | "
                          f"{ref_text(row.get('reference_profile'))} |")

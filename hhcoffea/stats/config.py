@@ -46,6 +46,10 @@ All keys are optional unless marked::
         luminosity: [300]           #   (the demo's table; reference: a row of the seeds' table VI)
         cut_min_dr: {regions: [signal], pairer: min_dr, reference: cut_based_min_dr}
         dnn_min_dr: {selection: dnn_min_dr, reference: dnn_min_dr}
+        paper_min_dr: {pairer: min_dr, likelihood: poisson, backgrounds: [qcd], reference: cut_based_min_dr}
+                                    #   likelihood: job (default; the job's systematics) or poisson
+                                    #   (the seeds': Poisson terms only, no nuisance parameters);
+                                    #   backgrounds: default the non-resonant backgrounds
       equivalent_luminosity:        # optional: luminosity at which a baseline matches this Delta kappa
         baseline: {pairer: min_dr}  # region(s)/pairer of the baseline selection
         luminosity: 300             # luminosity of this (the better) selection
@@ -78,10 +82,14 @@ from .. import constants
 from .limits import CALCULATORS
 from .workspace import MissingInputError, NormSys, SampleSystematics
 
-__all__ = ["StatisticsConfig", "DataHypothesis", "SIGNAL", "selection_region"]
+__all__ = ["COMPARE_LIKELIHOODS", "StatisticsConfig", "DataHypothesis", "SIGNAL", "selection_region"]
 
 #: sample name of the signal in every workspace, and the systematics keyword for "every signal"
 SIGNAL = "signal"
+#: likelihoods of a ``compare`` row: the job's (its systematics), or the seeds' "product of Poisson
+#: distributions" without nuisance parameters (seed 003 sec. V.B), the convention of table VI
+COMPARE_LIKELIHOODS = ("job", "poisson")
+_COMPARE_ROW_KEYS = {"selection", "regions", "pairer", "reference", "likelihood", "backgrounds"}
 
 
 _KEYS = {
@@ -246,6 +254,7 @@ class StatisticsConfig:
         self.compare = {}
         for label, spec in cmp.items():
             spec = dict(spec or {})
+            _check_keys(f"statistics.compare.{label}", spec, _COMPARE_ROW_KEYS)
             if spec.get("selection"):
                 regions, pairer = selection_region(spec["selection"], metadata)
             else:
@@ -254,7 +263,17 @@ class StatisticsConfig:
             if ref is not None and ref not in constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI:
                 raise ValueError(f"statistics.compare.{label}.reference: got {ref!r}; expected one of "
                                  f"{sorted(constants.REFERENCE_KAPPA_INTERVALS_TABLE_VI)}")
-            self.compare[label] = {"regions": regions, "pairer": pairer, "reference": ref}
+            likelihood = spec.get("likelihood", "job")
+            if likelihood not in COMPARE_LIKELIHOODS:
+                raise ValueError(f"statistics.compare.{label}.likelihood: got {likelihood!r}; expected one of "
+                                 f"{list(COMPARE_LIKELIHOODS)}")
+            backgrounds = _as_list(spec.get("backgrounds", self.nonresonant_backgrounds))
+            for name in backgrounds:
+                if name not in metadata.get("datasets", {}):
+                    raise MissingInputError(f"statistics.compare.{label}.backgrounds: dataset {name!r} not in "
+                                            "metadata.json datasets")
+            self.compare[label] = {"regions": regions, "pairer": pairer, "reference": ref,
+                                   "likelihood": likelihood, "backgrounds": backgrounds}
         datasets = metadata.get("datasets", {})
         for name in self.all_backgrounds + self.resonant + self.basis + ([self.check] if self.check else []):
             if name not in datasets:

@@ -414,6 +414,10 @@ class Sample:
     def scaled(self, factor: float) -> Sample:
         return Sample(self.name, self.template.scaled(factor), self.systematics)
 
+    def without_nuisances(self) -> Sample:
+        """The same yields without any modifier (a pure Poisson term per bin)."""
+        return Sample(self.name, self.template, SampleSystematics(lumi=False, staterror=False))
+
 
 @dataclass
 class Channels:
@@ -428,6 +432,12 @@ class Channels:
 
     def total(self, channel: str) -> np.ndarray:
         return np.sum([s.template.yields for s in self.backgrounds[channel]], axis=0)
+
+    def without_nuisances(self) -> Channels:
+        """The likelihood as "a product of Poisson distributions" (seed 003 sec. V.B): no
+        luminosity, MC-statistics, normalisation or shape parameters; ``mu`` is the only one."""
+        return Channels({ch: [s.without_nuisances() for s in ss] for ch, ss in self.backgrounds.items()},
+                        self.lumi_uncertainty)
 
     def background_only(self, observations: Mapping[str, Sequence[float]]) -> dict:
         """The background-only workspace spec (POI ``mu`` named, added by the signal patches)."""
