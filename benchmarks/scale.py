@@ -2,7 +2,7 @@
 external scheduler), the CPU each kind of process used, and peak RSS at 1x and 10x the events
 (same chunk size), main process and workers, plots included.
 
-    OMP_NUM_THREADS=1 python benchmarks/scale.py [--events 300000] [--chunksize 50000] [--only dask]
+    OMP_NUM_THREADS=1 python benchmarks/scale.py [--events 300000] [--chunksize 50000] [--only futures dask ...]
 
 Targets (issue 13): 2 workers >= 1.8x one; peak RSS at 10x <= 1.2x the peak at 1x. Each
 measurement is a fresh ``hhcoffea run`` process; its time is the run's own ("N events in T s":
@@ -196,7 +196,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000, help="events at 1x (one fifth signal)")
     parser.add_argument("--chunksize", type=int, default=50_000)
-    parser.add_argument("--only", choices=("futures", "dask", "dask-external"), help="one executor's speed-up, no RSS")
+    parser.add_argument("--only", nargs="+", choices=("futures", "dask", "dask-external"),
+                        help="these executors' speed-ups only (no RSS)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -208,7 +209,7 @@ def main() -> None:
         print(f"samples: {args.events:,} and {10 * args.events:,} events ({time.perf_counter() - start:.0f} s)")
         n = 10 * args.events
         totals = {}
-        for executor in [e for e in ("futures", "dask", "dask-external") if args.only in (None, e)]:
+        for executor in [e for e in ("futures", "dask", "dask-external") if not args.only or e in args.only]:
             times = {}
             for workers in (1, 2):
                 cluster = ExternalCluster(d, workers) if executor == "dask-external" else None
@@ -229,7 +230,7 @@ def main() -> None:
             if ("futures", 1) in totals and (executor, 1) in totals:
                 print(f"CPU of all processes, {executor} / futures: 1 worker {totals[executor, 1] / totals['futures', 1]:.2f}, "
                       f"2 workers {totals[executor, 2] / totals['futures', 2]:.2f}")
-        if args.only is not None:
+        if args.only:
             print(f"cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.1f}")
             return
         for executor, workers in (("iterative", 1), ("futures", 2)):
