@@ -152,6 +152,51 @@ def _final_state_radiation(rng, pt, eta, phi, alive, nf, first_slot):
     phi[:, :nf] = np.where(emits, (p0 - z * theta * s + np.pi) % (2 * np.pi) - np.pi, p0)
 
 
+def _merge_partons(pt, eta, phi, mass, flav, alive, nf):
+    """Merging in place (anti-kT-like, R = ``MERGE_DR``), slot by slot: the parton in slot j joins
+    the first earlier surviving parton within dR < R (four-vector sum, higher flavour). The dR
+    test is the one of ``columnar.kinematics`` (deta^2 + delta_phi^2 < R^2) on the same float64
+    values; delta_phi (a float modulo, the costly part) is only evaluated where deta^2 < R^2
+    already, which every pair with deta^2 + dphi^2 < R^2 satisfies (rounding is monotonic), so
+    the merges are exactly those of the test on every pair."""
+    n, m = pt.shape
+    r2 = MERGE_DR**2
+    pt_f, eta_f, phi_f, mass_f, flav_f, alive_f = (a.reshape(-1) for a in (pt, eta, phi, mass, flav, alive))
+    for j in range(1, m):
+        if j < nf:  # hard partons: every row (slices, no copies)
+            rows = None
+            e_i, a_i, e_j = eta[:, :j], alive[:, :j], eta[:, j : j + 1]
+        else:  # ISR and FSR slots: only the events that have a parton there
+            rows = np.flatnonzero(alive[:, j])
+            if rows.size == 0:
+                continue
+            e_i, a_i, e_j = eta[rows, :j], alive[rows, :j], eta[rows, j : j + 1]
+        deta = e_i - e_j
+        near = deta * deta
+        near = (near < r2) & a_i
+        r, i = np.nonzero(near)  # row-major: the earlier slots of a row in order
+        if r.size == 0:
+            continue
+        ev = r if rows is None else rows[r]
+        dphi = delta_phi(phi_f[ev * m + i], phi_f[ev * m + j])
+        de = deta[r, i]
+        within = de * de + dphi * dphi < r2
+        r, ev, i = r[within], ev[within], i[within]
+        if r.size == 0:
+            continue
+        first = np.ones(r.size, dtype=bool)  # the first candidate of each row is the target
+        first[1:] = r[1:] != r[:-1]
+        ev, tgt = ev[first], i[first]
+        t_flat, j_flat = ev * m + tgt, ev * m + j
+        merged = _add_ptetaphim(
+            (pt_f[t_flat], eta_f[t_flat], phi_f[t_flat], mass_f[t_flat]),
+            (pt_f[j_flat], eta_f[j_flat], phi_f[j_flat], mass_f[j_flat]),
+        )
+        pt_f[t_flat], eta_f[t_flat], phi_f[t_flat], mass_f[t_flat] = merged
+        flav_f[t_flat] = np.maximum(flav_f[t_flat], flav_f[j_flat])
+        alive_f[j_flat] = False
+
+
 def measure_jets(rng, pt, eta, phi, mass):
     """Delphes-like measurement of flat particle-level jets (the fast emulation and the showered
     samples share it): eta and phi smeared by ``ANGLE_SMEAR``/pT, pT by
@@ -222,30 +267,7 @@ def simulate(rng, hard: HardProcess, working_point: str) -> dict:
 
     # --- merging (anti-kT-like, R = 0.4): a parton within dR < 0.4 of an earlier surviving one
     # joins it; the merged jet takes the higher flavour (b > c > light)
-    for j in range(1, m):
-        if j < nf:  # hard partons: every row (slices, no copies)
-            rows = None
-            e_j, p_j, a_j = eta[:, : j + 1], phi[:, : j + 1], alive[:, :j]
-        else:  # ISR and FSR slots: only the events that have a parton there
-            rows = np.flatnonzero(alive[:, j])
-            if rows.size == 0:
-                continue
-            e_j, p_j, a_j = eta[rows, : j + 1], phi[rows, : j + 1], alive[rows, :j]
-        deta = e_j[:, :j] - e_j[:, j : j + 1]
-        dphi = delta_phi(p_j[:, :j], p_j[:, j : j + 1])
-        cand = (deta * deta + dphi * dphi < MERGE_DR**2) & a_j
-        has = cand.any(axis=1)
-        if not has.any():
-            continue
-        rows = np.flatnonzero(has) if rows is None else rows[has]
-        tgt = np.argmax(cand[has], axis=1)
-        merged = _add_ptetaphim(
-            (pt[rows, tgt], eta[rows, tgt], phi[rows, tgt], mass[rows, tgt]),
-            (pt[rows, j], eta[rows, j], phi[rows, j], mass[rows, j]),
-        )
-        pt[rows, tgt], eta[rows, tgt], phi[rows, tgt], mass[rows, tgt] = merged
-        flav[rows, tgt] = np.maximum(flav[rows, tgt], flav[rows, j])
-        alive[rows, j] = False
+    _merge_partons(pt, eta, phi, mass, flav, alive, nf)
 
     # --- from here on: flat arrays of the surviving partons (row-major: event by event)
     idx = np.flatnonzero(alive.ravel())
