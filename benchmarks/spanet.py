@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         for path in args.model:
             if not path.exists():
                 raise SystemExit(f"--model: {path} does not exist")
-            _time(path.name, SpanetPairer(model=str(path), batch_size=args.batch_size, threads=1), jets, args.repeats)
+            _time(f"{path.parent.name}/{path.name}", SpanetPairer(model=str(path), batch_size=args.batch_size, threads=1), jets, args.repeats)
     return 0
 
 

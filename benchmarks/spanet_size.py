@@ -1,6 +1,6 @@
 """Shipped SPA-Net model against one of the seeds' size: pairing efficiency on the same test set.
 
-Issue 11 asks that the shipped model (hidden 32, 2 central + 1 branch encoder layers) pairs no
+Issue 11 asks that the shipped model (hidden 48, 2 central + 1 branch encoder layers) pairs no
 worse than a model of the seeds' size (hidden 64, 4 + 3 layers, 10 jets) trained on the same data
 with the same options (``jobs/spanet_default.yaml``, ``jobs/spanet_seeds_size.yaml``). Prints, by
 jet multiplicity (4, 5, >= 6 jets with pT >= 20 GeV), the event and Higgs efficiency of both, and
