@@ -81,20 +81,54 @@ STATUS_INTERMEDIATE, STATUS_OUTGOING, STATUS_ISR = 22, 23, 43
 # ---------------------------------------------------------------------------------------------
 # small four-vector helpers (arrays of any shape; p4 = (px, py, pz, E))
 # ---------------------------------------------------------------------------------------------
-def _boost(p4, beta):
-    px, py, pz, e = p4
+def _boost_factors(beta):
+    """gamma and (gamma - 1) / beta^2 of a boost by ``beta`` (shared by every vector boosted by it)."""
     bx, by, bz = beta
     b2 = bx * bx + by * by + bz * bz
     gamma = 1.0 / np.sqrt(1.0 - b2)
-    bp = bx * px + by * py + bz * pz
     with np.errstate(divide="ignore", invalid="ignore"):
         g2 = np.where(b2 > 0, (gamma - 1.0) / np.where(b2 > 0, b2, 1.0), 0.0)
+    return gamma, g2
+
+
+def _boosted(px, py, pz, e, bp, beta, gamma, g2):
+    # (px, py, pz, e) boosted by beta, given beta.p = bp and the boost factors
+    bx, by, bz = beta
     k = g2 * bp + gamma * e
     return px + k * bx, py + k * by, pz + k * bz, gamma * (e + bp)
 
 
+def _boost(p4, beta):
+    px, py, pz, e = p4
+    bx, by, bz = beta
+    gamma, g2 = _boost_factors(beta)
+    return _boosted(px, py, pz, e, bx * px + by * py + bz * pz, beta, gamma, g2)
+
+
 def _beta(p4):
     return p4[0] / p4[3], p4[1] / p4[3], p4[2] / p4[3]
+
+
+def _rest_frame_momenta(mass, m1, m2, cos_theta, phi):
+    """Daughter momentum ``pstar`` of a two-body decay and the first daughter's (qx, qy, qz)."""
+    mass2 = mass**2
+    pstar = np.sqrt(np.clip((mass2 - (m1 + m2) ** 2) * (mass2 - (m1 - m2) ** 2), 0, None)) / (2 * mass)
+    sin_theta = np.sqrt(1.0 - cos_theta**2)
+    return pstar, pstar * sin_theta * np.cos(phi), pstar * sin_theta * np.sin(phi), pstar * cos_theta
+
+
+def _daughters(parent, m1, m2, pstar, qx, qy, qz):
+    """The two daughters (q and -q in the rest frame) boosted into the lab frame of ``parent``.
+    The boost factors and beta.q are computed once for both (the same values as boosting each
+    on its own: beta.(-q) is -(beta.q) exactly, IEEE products and sums being sign-symmetric)."""
+    beta = _beta(parent)
+    gamma, g2 = _boost_factors(beta)
+    bx, by, bz = beta
+    bp = bx * qx + by * qy + bz * qz
+    p2 = pstar**2
+    d1 = _boosted(qx, qy, qz, np.sqrt(p2 + m1**2), bp, beta, gamma, g2)
+    d2 = _boosted(-qx, -qy, -qz, np.sqrt(p2 + m2**2), -bp, beta, gamma, g2)
+    return d1, d2
 
 
 def _two_body(rng, parent, mass, m1, m2, cos_theta=None):
@@ -102,16 +136,11 @@ def _two_body(rng, parent, mass, m1, m2, cos_theta=None):
     n = np.shape(mass)
     m1 = np.broadcast_to(m1, n)
     m2 = np.broadcast_to(m2, n)
-    pstar = np.sqrt(np.clip((mass**2 - (m1 + m2) ** 2) * (mass**2 - (m1 - m2) ** 2), 0, None)) / (2 * mass)
     if cos_theta is None:
         cos_theta = rng.uniform(-1.0, 1.0, n)
     phi = rng.uniform(-np.pi, np.pi, n)
-    sin_theta = np.sqrt(1.0 - cos_theta**2)
-    qx, qy, qz = pstar * sin_theta * np.cos(phi), pstar * sin_theta * np.sin(phi), pstar * cos_theta
-    beta = _beta(parent)
-    d1 = _boost((qx, qy, qz, np.sqrt(pstar**2 + m1**2)), beta)
-    d2 = _boost((-qx, -qy, -qz, np.sqrt(pstar**2 + m2**2)), beta)
-    return d1, d2
+    pstar, qx, qy, qz = _rest_frame_momenta(mass, m1, m2, cos_theta, phi)
+    return _daughters(parent, m1, m2, pstar, qx, qy, qz)
 
 
 def _system(rng, mass):
@@ -201,8 +230,18 @@ def _hard_nonresonant(rng, n, m_x, kappa_lambda):
     return hard
 
 
+def _qcd_generated(p4):
+    """The generator-level cut on one b quark: pT > ``QCD_GEN_PT_MIN``, |eta| < ``QCD_GEN_ETA_MAX``."""
+    px, py, pz, _ = p4
+    pt = np.hypot(px, py)
+    return (pt > QCD_GEN_PT_MIN) & (np.abs(pz) < pt * math.sinh(QCD_GEN_ETA_MAX))
+
+
 def _qcd_partons(rng, n):
-    """n unconstrained 4b events: ((px, py, pz, E) of b, bbar, b, bbar)."""
+    """n unconstrained 4b events, cut at generator level: (passed, [(px, py, pz, E) of b, bbar,
+    b, bbar of the passing events]). Every draw is made for all n events, in the order of decaying
+    the system and then each pair (``_two_body``); the second pair's kinematics is computed only
+    for the events whose first pair passed (the same operations on the same values)."""
     u = rng.uniform(0.0, 1.0, n)
     mass = np.minimum(QCD_M_MIN * (1.0 - u) ** (-1.0 / (QCD_M_POWER - 1.0)), 0.5 * SQRT_S)
     system = _system(rng, mass)
@@ -211,11 +250,30 @@ def _qcd_partons(rng, n):
     ma = np.exp(lo + rng.uniform(0.0, 1.0, n) * (hi - lo))
     mb = np.exp(lo + rng.uniform(0.0, 1.0, n) * (hi - lo))
     cos_theta = np.tanh(rng.normal(0.0, QCD_ANGLE_SPREAD, n))
-    pa, pb = _two_body(rng, system, mass, ma, mb, cos_theta=cos_theta)
-    quarks = []
-    for pair, m in ((pa, ma), (pb, mb)):
-        quarks.extend(_two_body(rng, pair, m, B_QUARK_MASS, B_QUARK_MASS))
-    return quarks
+    phi = rng.uniform(-np.pi, np.pi, n)
+    pair_angles = [(rng.uniform(-1.0, 1.0, n), rng.uniform(-np.pi, np.pi, n)) for _ in range(2)]
+    m_b = np.broadcast_to(B_QUARK_MASS, (n,))
+
+    # system -> pair a (all events) + pair b (later, where pair a passed); pair a -> b bbar
+    pstar, qx, qy, qz = _rest_frame_momenta(mass, ma, mb, cos_theta, phi)
+    beta = _beta(system)
+    gamma, g2 = _boost_factors(beta)
+    bp = beta[0] * qx + beta[1] * qy + beta[2] * qz
+    p2 = pstar**2
+    pa = _boosted(qx, qy, qz, np.sqrt(p2 + ma**2), bp, beta, gamma, g2)
+    quarks_a = _daughters(pa, m_b, m_b, *_rest_frame_momenta(ma, m_b, m_b, *pair_angles[0]))
+    passed = _qcd_generated(quarks_a[0]) & _qcd_generated(quarks_a[1])
+
+    s = np.flatnonzero(passed)
+    beta_s = tuple(c[s] for c in beta)
+    pb = _boosted(-qx[s], -qy[s], -qz[s], np.sqrt(p2[s] + mb[s] ** 2), -bp[s], beta_s, gamma[s], g2[s])
+    m_b = m_b[: s.size]
+    quarks_b = _daughters(pb, m_b, m_b, *_rest_frame_momenta(mb[s], m_b, m_b, *(a[s] for a in pair_angles[1])))
+    passed_b = _qcd_generated(quarks_b[0]) & _qcd_generated(quarks_b[1])
+    passed[s[~passed_b]] = False
+    keep = s[passed_b]
+    quarks = [tuple(c[keep] for c in q) for q in quarks_a] + [tuple(c[passed_b] for c in q) for q in quarks_b]
+    return passed, quarks
 
 
 def _hard_qcd(rng, n, m_x, kappa_lambda):
@@ -224,13 +282,9 @@ def _hard_qcd(rng, n, m_x, kappa_lambda):
     batches, have, expected = [], 0, QCD_GEN_ACCEPTANCE
     while have < n:
         size = int(min(max((n - have) / expected * 1.05, 1000), 4_000_000))
-        quarks = _qcd_partons(rng, size)
-        ok = np.ones(size, dtype=bool)
-        for px, py, pz, _ in quarks:
-            pt = np.hypot(px, py)
-            ok &= (pt > QCD_GEN_PT_MIN) & (np.abs(pz) < pt * math.sinh(QCD_GEN_ETA_MAX))
+        ok, quarks = _qcd_partons(rng, size)
         expected = max(ok.mean(), 1e-3)
-        batches.append([tuple(c[ok] for c in q) for q in quarks])
+        batches.append(quarks)
         have += int(ok.sum())
     hard = HardProcess(n)
     for i in range(4):
