@@ -135,21 +135,26 @@ def _final_state_radiation(rng, pt, eta, phi, alive, nf, first_slot):
     ``first_slot + j`` (light flavour). The merging step puts emissions within dR < 0.4 back
     into one jet, so only wide ones change anything, as in a shower: a b jet that loses energy
     and whose axis leaves the quark's cone, an extra jet, a quark with two jets in its cone."""
-    n = pt.shape[0]
+    n, m = pt.shape
     u = rng.uniform(0.0, 1.0, (4, n, nf))
     emits = u[0] < FSR_PROBABILITY
-    z = FSR_Z_MIN * (FSR_Z_MAX / FSR_Z_MIN) ** u[1]
-    theta = FSR_THETA_MIN * (FSR_THETA_MAX / FSR_THETA_MIN) ** u[2]
-    c, s = np.cos(2.0 * np.pi * u[3]), np.sin(2.0 * np.pi * u[3])
-    slots = slice(first_slot, first_slot + nf)
-    e0, p0 = eta[:, :nf].copy(), phi[:, :nf].copy()
-    pt[:, slots] = np.where(emits, z * pt[:, :nf], 0.0)
-    eta[:, slots] = np.clip(e0 + (1.0 - z) * theta * c, -ISR_ETA_MAX, ISR_ETA_MAX)
-    phi[:, slots] = (p0 + (1.0 - z) * theta * s + np.pi) % (2 * np.pi) - np.pi
-    alive[:, slots] = emits
-    pt[:, :nf] = np.where(emits, (1.0 - z) * pt[:, :nf], pt[:, :nf])
-    eta[:, :nf] = np.where(emits, np.clip(e0 - z * theta * c, -ISR_ETA_MAX, ISR_ETA_MAX), e0)
-    phi[:, :nf] = np.where(emits, (p0 - z * theta * s + np.pi) % (2 * np.pi) - np.pi, p0)
+    alive[:, first_slot : first_slot + nf] = emits
+    # only the emitting partons: the slots of the others stay empty (dead, never read)
+    e = np.flatnonzero(emits)
+    row, q = np.divmod(e, nf)
+    parton, gluon = row * m + q, row * m + first_slot + q
+    z = FSR_Z_MIN * (FSR_Z_MAX / FSR_Z_MIN) ** u[1].reshape(-1)[e]
+    theta = FSR_THETA_MIN * (FSR_THETA_MAX / FSR_THETA_MIN) ** u[2].reshape(-1)[e]
+    u3 = u[3].reshape(-1)[e]
+    c, s = np.cos(2.0 * np.pi * u3), np.sin(2.0 * np.pi * u3)
+    pt_f, eta_f, phi_f = pt.reshape(-1), eta.reshape(-1), phi.reshape(-1)
+    pt0, e0, p0 = pt_f[parton], eta_f[parton], phi_f[parton]
+    pt_f[gluon] = z * pt0
+    eta_f[gluon] = np.clip(e0 + (1.0 - z) * theta * c, -ISR_ETA_MAX, ISR_ETA_MAX)
+    phi_f[gluon] = (p0 + (1.0 - z) * theta * s + np.pi) % (2 * np.pi) - np.pi
+    pt_f[parton] = (1.0 - z) * pt0
+    eta_f[parton] = np.clip(e0 - z * theta * c, -ISR_ETA_MAX, ISR_ETA_MAX)
+    phi_f[parton] = (p0 - z * theta * s + np.pi) % (2 * np.pi) - np.pi
 
 
 def _merge_partons(pt, eta, phi, mass, flav, alive, nf):
@@ -157,11 +162,15 @@ def _merge_partons(pt, eta, phi, mass, flav, alive, nf):
     the first earlier surviving parton within dR < R (four-vector sum, higher flavour). The dR
     test is the one of ``columnar.kinematics`` (deta^2 + delta_phi^2 < R^2) on the same float64
     values; delta_phi (a float modulo, the costly part) is only evaluated where deta^2 < R^2
-    already, which every pair with deta^2 + dphi^2 < R^2 satisfies (rounding is monotonic), so
-    the merges are exactly those of the test on every pair."""
+    (which every pair with deta^2 + dphi^2 < R^2 satisfies: rounding is monotonic) and where
+    phi_i - phi_j lies within R (+ 1e-6, far above rounding) of a multiple of 2 pi, so the merges
+    are exactly those of the test on every pair."""
     n, m = pt.shape
     r2 = MERGE_DR**2
     pt_f, eta_f, phi_f, mass_f, flav_f, alive_f = (a.reshape(-1) for a in (pt, eta, phi, mass, flav, alive))
+    # work buffers reused by every slot (fewer fresh pages than an allocation per slot)
+    eta_rows, alive_rows = np.empty_like(eta), np.empty_like(alive)
+    deta_buf, sq_buf, near_buf = np.empty(n * m), np.empty(n * m), np.empty(n * m, dtype=bool)
     for j in range(1, m):
         if j < nf:  # hard partons: every row (slices, no copies)
             rows = None
@@ -170,16 +179,30 @@ def _merge_partons(pt, eta, phi, mass, flav, alive, nf):
             rows = np.flatnonzero(alive[:, j])
             if rows.size == 0:
                 continue
-            e_i, a_i, e_j = eta[rows, :j], alive[rows, :j], eta[rows, j : j + 1]
-        deta = e_i - e_j
-        near = deta * deta
-        near = (near < r2) & a_i
-        r, i = np.nonzero(near)  # row-major: the earlier slots of a row in order
-        if r.size == 0:
+            e_rows = np.take(eta, rows, axis=0, out=eta_rows[: rows.size])
+            a_rows = np.take(alive, rows, axis=0, out=alive_rows[: rows.size])
+            e_i, a_i, e_j = e_rows[:, :j], a_rows[:, :j], e_rows[:, j : j + 1]
+        shape = e_i.shape
+        size = shape[0] * shape[1]
+        deta = np.subtract(e_i, e_j, out=deta_buf[:size].reshape(shape))
+        near = np.multiply(deta, deta, out=sq_buf[:size].reshape(shape))
+        near = np.less(near, r2, out=near_buf[:size].reshape(shape))
+        near &= a_i
+        flat = np.flatnonzero(near)  # row-major: the earlier slots of a row in order
+        if flat.size == 0:
             continue
+        r, i = np.divmod(flat, j)
         ev = r if rows is None else rows[r]
-        dphi = delta_phi(phi_f[ev * m + i], phi_f[ev * m + j])
-        de = deta[r, i]
+        # |phi_i - phi_j| within R (+ 1e-6) of a multiple of 2 pi: also necessary, and cheaper than
+        # the modulo of delta_phi, which is then taken where it can still pass
+        ev_m = ev * m
+        phi_i, phi_j = phi_f[ev_m + i], phi_f[ev_m + j]
+        d = np.abs(phi_i - phi_j)
+        d -= np.rint(d * (0.5 / np.pi)) * (2.0 * np.pi)
+        close = np.abs(d) < MERGE_DR + 1e-6
+        r, ev, i, phi_i, phi_j = r[close], ev[close], i[close], phi_i[close], phi_j[close]
+        dphi = delta_phi(phi_i, phi_j)
+        de = deta.reshape(-1)[flat[close]]
         within = de * de + dphi * dphi < r2
         r, ev, i = r[within], ev[within], i[within]
         if r.size == 0:
