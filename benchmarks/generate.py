@@ -1,18 +1,30 @@
 """Benchmark (and calibration) of the sample emulation, hhcoffea.emulation.
 
-    python benchmarks/generate.py                 # events/s including writing, per process
+    python benchmarks/generate.py                 # CPU events/s in memory, and events/s
+                                                  # including writing, per process
+    python benchmarks/generate.py --cpu-only      # only the CPU rates in memory
     python benchmarks/generate.py -n 1000000      # more events
     python benchmarks/generate.py --calibrate     # re-measure the four-tag efficiencies behind
                                                   # the resonant/QCD cross-section tables
     python benchmarks/generate.py --n-shower 0    # without the showered (Pythia 8) rate
 
-The rate is wall-clock time of ``generate()`` (generation + detector emulation + writing the ROOT
-file and its JSON sidecar) divided by the number of events.
+Two rates per process:
+
+- CPU in memory: events / ``time.process_time()`` of ``iter_chunks`` (hard process + detector
+  emulation, no writing; user + system time of this process, so meaningful on a loaded machine),
+  best and median of ``--repeat`` runs after one warm-up chunk of each process (imports, and the
+  heap grown to a chunk's peak: a fresh process pays ~0.3 s of page faults once per chunk size);
+- with writing: wall-clock time of ``generate()`` (generation + writing the ROOT file and its
+  JSON sidecar) divided by the number of events, best of ``--repeat``.
+
+Run with OMP_NUM_THREADS=1 (one core).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,9 +45,30 @@ SAMPLES = {
 CALIBRATION_MASSES = (260, 300, 350, 400, 450, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1400, 1600, 2000, 2500, 3000)
 
 
+def benchmark_cpu(n_events: int, repeat: int) -> dict[str, list[float]]:
+    """CPU rate in memory per process (events / process_time), every repetition."""
+    from hhcoffea.emulation.chunks import CHUNK_SIZE
+
+    print(f"# CPU in memory (process_time, no writing), load average {os.getloadavg()[0]:.2f}")
+    rates = {}
+    for process, kwargs in SAMPLES.items():
+        for _ in iter_chunks(process, CHUNK_SIZE, seed=99, **kwargs):  # warm-up
+            pass
+        rates[process] = []
+        for i in range(repeat):
+            start = time.process_time()
+            for _ in iter_chunks(process, n_events, seed=i, **kwargs):
+                pass
+            rates[process].append(n_events / (time.process_time() - start))
+        best, median = max(rates[process]), statistics.median(rates[process])
+        print(f"{process:12s} {best:12,.0f} events/s CPU  (best of {repeat}; median {median:,.0f}; n = {n_events:,})")
+    return rates
+
+
 def benchmark(n_events: int, repeat: int, workdir: Path) -> dict[str, float]:
     generate("resonant", 2000, workdir / "warmup.root", m_x=500.0)  # imports, grids
     generate("nonresonant", 2000, workdir / "warmup.root")
+    print("# with writing (wall clock of generate(): ROOT file + sidecar)")
     rates = {}
     for process, kwargs in SAMPLES.items():
         best = 0.0
@@ -106,9 +139,13 @@ def main() -> int:
     parser.add_argument("--calibrate", action="store_true", help="measure four-tag efficiencies instead")
     parser.add_argument("--n-shower", type=int, default=1000, help="showered events to time (0: skip)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes of the showered run")
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU rates in memory")
     args = parser.parse_args()
     if args.calibrate:
         calibrate(args.n_events)
+        return 0
+    benchmark_cpu(args.n_events, args.repeat)
+    if args.cpu_only:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         benchmark(args.n_events, args.repeat, Path(tmp))

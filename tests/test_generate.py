@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import awkward as ak
 import numpy as np
@@ -148,6 +149,177 @@ def test_events_of_a_seed_are_pinned(process):
     assert int(ak.sum(ak.num(ev["GenPart"]))) == n_genpart
     assert float(np.sum(ak.to_numpy(ak.flatten(jets.pt)).astype(np.float64))) == pytest.approx(sum_jet_pt, rel=1e-9)
     assert float(np.sum(ev["MET_pt"].astype(np.float64))) == pytest.approx(sum_met, rel=1e-9)
+
+
+# --- the fast code paths against the plain formulations they replaced -------------------------
+# The optimised merging, FSR, two-body decays and QCD rejection must give the same bytes as the
+# straightforward versions below (the code before the optimisation, commit 63547e6), run in the
+# same process with the same numpy: unlike a stored digest, this cannot break with a numpy
+# upgrade, and it catches a change in the last bit of one value.
+def _reference_boost(p4, beta):
+    px, py, pz, e = p4
+    bx, by, bz = beta
+    b2 = bx * bx + by * by + bz * bz
+    gamma = 1.0 / np.sqrt(1.0 - b2)
+    bp = bx * px + by * py + bz * pz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g2 = np.where(b2 > 0, (gamma - 1.0) / np.where(b2 > 0, b2, 1.0), 0.0)
+    k = g2 * bp + gamma * e
+    return px + k * bx, py + k * by, pz + k * bz, gamma * (e + bp)
+
+
+def _reference_two_body(rng, parent, mass, m1, m2, cos_theta=None):
+    n = np.shape(mass)
+    m1 = np.broadcast_to(m1, n)
+    m2 = np.broadcast_to(m2, n)
+    pstar = np.sqrt(np.clip((mass**2 - (m1 + m2) ** 2) * (mass**2 - (m1 - m2) ** 2), 0, None)) / (2 * mass)
+    if cos_theta is None:
+        cos_theta = rng.uniform(-1.0, 1.0, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    sin_theta = np.sqrt(1.0 - cos_theta**2)
+    qx, qy, qz = pstar * sin_theta * np.cos(phi), pstar * sin_theta * np.sin(phi), pstar * cos_theta
+    beta = processes._beta(parent)
+    d1 = _reference_boost((qx, qy, qz, np.sqrt(pstar**2 + m1**2)), beta)
+    d2 = _reference_boost((-qx, -qy, -qz, np.sqrt(pstar**2 + m2**2)), beta)
+    return d1, d2
+
+
+def _reference_qcd_partons(rng, n):
+    P = processes
+    u = rng.uniform(0.0, 1.0, n)
+    mass = np.minimum(P.QCD_M_MIN * (1.0 - u) ** (-1.0 / (P.QCD_M_POWER - 1.0)), 0.5 * xsec.SQRT_S)
+    system = P._system(rng, mass)
+    lo, hi = np.log(P.QCD_PAIR_MASS_MIN), np.log(0.5 * mass)
+    ma = np.exp(lo + rng.uniform(0.0, 1.0, n) * (hi - lo))
+    mb = np.exp(lo + rng.uniform(0.0, 1.0, n) * (hi - lo))
+    cos_theta = np.tanh(rng.normal(0.0, P.QCD_ANGLE_SPREAD, n))
+    pa, pb = _reference_two_body(rng, system, mass, ma, mb, cos_theta=cos_theta)
+    quarks = []
+    for pair, m in ((pa, ma), (pb, mb)):
+        quarks.extend(_reference_two_body(rng, pair, m, P.B_QUARK_MASS, P.B_QUARK_MASS))
+    ok = np.ones(n, dtype=bool)
+    for px, py, pz, _ in quarks:
+        pt = np.hypot(px, py)
+        ok &= (pt > P.QCD_GEN_PT_MIN) & (np.abs(pz) < pt * math.sinh(P.QCD_GEN_ETA_MAX))
+    return ok, [tuple(c[ok] for c in q) for q in quarks]
+
+
+def _reference_fsr(rng, pt, eta, phi, alive, nf, first_slot):
+    D = detector
+    n = pt.shape[0]
+    u = rng.uniform(0.0, 1.0, (4, n, nf))
+    emits = u[0] < D.FSR_PROBABILITY
+    z = D.FSR_Z_MIN * (D.FSR_Z_MAX / D.FSR_Z_MIN) ** u[1]
+    theta = D.FSR_THETA_MIN * (D.FSR_THETA_MAX / D.FSR_THETA_MIN) ** u[2]
+    c, s = np.cos(2.0 * np.pi * u[3]), np.sin(2.0 * np.pi * u[3])
+    slots = slice(first_slot, first_slot + nf)
+    e0, p0 = eta[:, :nf].copy(), phi[:, :nf].copy()
+    pt[:, slots] = np.where(emits, z * pt[:, :nf], 0.0)
+    eta[:, slots] = np.clip(e0 + (1.0 - z) * theta * c, -D.ISR_ETA_MAX, D.ISR_ETA_MAX)
+    phi[:, slots] = (p0 + (1.0 - z) * theta * s + np.pi) % (2 * np.pi) - np.pi
+    alive[:, slots] = emits
+    pt[:, :nf] = np.where(emits, (1.0 - z) * pt[:, :nf], pt[:, :nf])
+    eta[:, :nf] = np.where(emits, np.clip(e0 - z * theta * c, -D.ISR_ETA_MAX, D.ISR_ETA_MAX), e0)
+    phi[:, :nf] = np.where(emits, (p0 - z * theta * s + np.pi) % (2 * np.pi) - np.pi, p0)
+
+
+def _reference_merge(pt, eta, phi, mass, flav, alive, nf):
+    # every pair of every slot through the dR test (delta_phi everywhere)
+    m = pt.shape[1]
+    for j in range(1, m):
+        if j < nf:
+            rows = None
+            e_j, p_j, a_j = eta[:, : j + 1], phi[:, : j + 1], alive[:, :j]
+        else:
+            rows = np.flatnonzero(alive[:, j])
+            if rows.size == 0:
+                continue
+            e_j, p_j, a_j = eta[rows, : j + 1], phi[rows, : j + 1], alive[rows, :j]
+        deta = e_j[:, :j] - e_j[:, j : j + 1]
+        dphi = delta_phi(p_j[:, :j], p_j[:, j : j + 1])
+        cand = (deta * deta + dphi * dphi < detector.MERGE_DR**2) & a_j
+        has = cand.any(axis=1)
+        if not has.any():
+            continue
+        rows = np.flatnonzero(has) if rows is None else rows[has]
+        tgt = np.argmax(cand[has], axis=1)
+        merged = detector._add_ptetaphim(
+            (pt[rows, tgt], eta[rows, tgt], phi[rows, tgt], mass[rows, tgt]),
+            (pt[rows, j], eta[rows, j], phi[rows, j], mass[rows, j]),
+        )
+        pt[rows, tgt], eta[rows, tgt], phi[rows, tgt], mass[rows, tgt] = merged
+        flav[rows, tgt] = np.maximum(flav[rows, tgt], flav[rows, j])
+        alive[rows, j] = False
+
+
+def _columns(events):
+    out = {}
+    for key, value in events.items():
+        if isinstance(value, ak.Array):
+            out[f"{key}.counts"] = ak.to_numpy(ak.num(value))
+            for field in value.fields:
+                out[f"{key}.{field}"] = ak.to_numpy(ak.flatten(value[field]))
+        else:
+            out[key] = np.asarray(value)
+    return out
+
+
+@pytest.mark.parametrize("process", ["resonant", "nonresonant", "qcd", "ttbar"])
+def test_fast_paths_give_the_reference_events(process, monkeypatch):
+    kwargs = {"resonant": {"m_x": 600.0}, "nonresonant": {"kappa_lambda": 2.0}}.get(process, {})
+    fast = _columns(generate_arrays(process, 4000, seed=21, chunk_size=2500, **kwargs))
+    monkeypatch.setattr(processes, "_two_body", _reference_two_body)
+    monkeypatch.setattr(processes, "_qcd_partons", _reference_qcd_partons)
+    monkeypatch.setattr(detector, "_final_state_radiation", _reference_fsr)
+    monkeypatch.setattr(detector, "_merge_partons", _reference_merge)
+    reference = _columns(generate_arrays(process, 4000, seed=21, chunk_size=2500, **kwargs))
+    assert fast.keys() == reference.keys()
+    for key in reference:
+        assert fast[key].dtype == reference[key].dtype and fast[key].shape == reference[key].shape, key
+        assert fast[key].tobytes() == reference[key].tobytes(), key
+    assert fast["Jet.counts"].sum() > 4000  # events with jets, so the comparison compares something
+
+
+def test_merging_matches_the_pairwise_dr_test_across_phi_wrap():
+    """Dense partons (many pairs within dR 0.4, phi on both sides of +-pi, pairs at the boundary):
+    the merging's prefilters (deta^2, phi difference modulo 2 pi) drop no pair the full test keeps."""
+    rng = np.random.default_rng(3)
+    n, nf, m = 3000, 4, 4 + detector.ISR_MAX + 4
+    pt = rng.uniform(20.0, 200.0, (n, m))
+    eta = rng.normal(0.0, 0.4, (n, m))
+    phi = np.where(rng.uniform(size=(n, m)) < 0.5, np.pi - rng.uniform(0.0, 0.5, (n, m)),
+                   -np.pi + rng.uniform(0.0, 0.5, (n, m)))
+    # slot 1 exactly at dR = 0.4 (in phi, across the wrap) and just inside from slot 0
+    phi[:, 0], eta[:, 1] = np.pi - 0.1, eta[:, 0]
+    phi[:, 1] = np.where(np.arange(n) % 2 == 0, -np.pi + 0.3, -np.pi + 0.3 - 1e-12)
+    mass = rng.uniform(0.0, 5.0, (n, m))
+    flav = rng.choice(np.array([0, 4, 5], dtype=np.int32), (n, m))
+    alive = rng.uniform(size=(n, m)) < 0.7
+    alive[:, :nf] = True
+    a = [x.copy() for x in (pt, eta, phi, mass, flav, alive)]
+    b = [x.copy() for x in (pt, eta, phi, mass, flav, alive)]
+    detector._merge_partons(*a, nf)
+    _reference_merge(*b, nf)
+    assert alive.sum() - a[5].sum() > n  # many merges happened
+    for x, y in zip(a, b):
+        assert x.tobytes() == y.tobytes()
+
+
+def test_two_body_daughters_match_separate_boosts():
+    """Both daughters from one set of boost factors equal two separate boosts, also at rest
+    (beta = 0, the where branch) and for zero rest-frame momenta."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    parent = processes._system(rng, rng.uniform(300.0, 900.0, n))
+    parent = tuple(np.where(np.arange(n) < 50, 0.0, c) if i < 3 else c for i, c in enumerate(parent))
+    mass = np.sqrt(parent[3] ** 2 - parent[0] ** 2 - parent[1] ** 2 - parent[2] ** 2)
+    m1 = np.where(np.arange(n) % 7 == 0, 0.5 * mass, 80.0)  # pstar = 0 where m1 = m2 = mass / 2
+    m2 = np.where(np.arange(n) % 7 == 0, 0.5 * mass, 4.8)
+    fast = processes._two_body(np.random.default_rng(9), parent, mass, m1, m2)
+    reference = _reference_two_body(np.random.default_rng(9), parent, mass, m1, m2)
+    for d_fast, d_ref in zip(fast, reference):
+        for x, y in zip(d_fast, d_ref):
+            assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
 
 
 def test_in_memory_matches_file(resonant_file):
