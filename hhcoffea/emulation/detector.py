@@ -136,7 +136,7 @@ def _final_state_radiation(rng, pt, eta, phi, alive, nf, first_slot):
     into one jet, so only wide ones change anything, as in a shower: a b jet that loses energy
     and whose axis leaves the quark's cone, an extra jet, a quark with two jets in its cone."""
     n, m = pt.shape
-    u = rng.uniform(0.0, 1.0, (4, n, nf))
+    u = [rng.uniform(0.0, 1.0, (n, nf)) for _ in range(4)]  # = one (4, n, nf) draw, in pieces
     emits = u[0] < FSR_PROBABILITY
     alive[:, first_slot : first_slot + nf] = emits
     # only the emitting partons: the slots of the others stay empty (dead, never read)
@@ -168,9 +168,13 @@ def _merge_partons(pt, eta, phi, mass, flav, alive, nf):
     n, m = pt.shape
     r2 = MERGE_DR**2
     pt_f, eta_f, phi_f, mass_f, flav_f, alive_f = (a.reshape(-1) for a in (pt, eta, phi, mass, flav, alive))
-    # work buffers reused by every slot (fewer fresh pages than an allocation per slot)
+    # work buffers reused by every slot; the per-pair ones sized for the largest slot (slot j is
+    # only changed at its own step, so its row count is known now)
+    rows_per_slot = np.count_nonzero(alive, axis=0)
+    rows_per_slot[:nf] = n
+    need = int(max((rows_per_slot[j] * j for j in range(1, m)), default=0))
     eta_rows, alive_rows = np.empty_like(eta), np.empty_like(alive)
-    deta_buf, sq_buf, near_buf = np.empty(n * m), np.empty(n * m), np.empty(n * m, dtype=bool)
+    deta_buf, sq_buf, near_buf = np.empty(need), np.empty(need), np.empty(need, dtype=bool)
     for j in range(1, m):
         if j < nf:  # hard partons: every row (slices, no copies)
             rows = None
@@ -226,7 +230,7 @@ def measure_jets(rng, pt, eta, phi, mass):
     ``constants.jet_resolution`` (5.2% (+) 150%/sqrt(pT)), the mass scaled with the pT.
     Returns the measured (pt, eta, phi, mass)."""
     sig_ang = np.minimum(ANGLE_SMEAR / np.maximum(pt, 1.0), ANGLE_SMEAR_MAX)
-    normals = rng.standard_normal((3, np.size(pt)))
+    normals = [rng.standard_normal(np.size(pt)) for _ in range(3)]  # = one (3, size) draw, in pieces
     eta_j = eta + sig_ang * normals[0]
     phi_j = (phi + sig_ang * normals[1] + np.pi) % (2 * np.pi) - np.pi
     pt_j = np.maximum(pt + C.jet_resolution(pt) * normals[2], 0.05 * pt)
