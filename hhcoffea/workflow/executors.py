@@ -11,7 +11,7 @@ which removes two costs that futures workers do not pay (``benchmarks/scale.py``
 distributed's ``MALLOC_TRIM_THRESHOLD_`` makes glibc give every large numpy array its own mmap
 (fresh page faults: a quarter of a worker's CPU as system time), and without frozen long-lived
 objects the processor's per-chunk collection is skipped (memory grows with the run). The
-LocalCluster's workers are forked from the run's process (imports inherited, as futures workers)
+LocalCluster's workers are forked from a forkserver that has imported the chunk's modules once
 and run without distributed's 10 ms stack sampler (``LOCAL_CLUSTER_CONFIG``).
 """
 
@@ -35,10 +35,24 @@ LOCAL_CLUSTER_CONFIG = {
     # the statistical profiler samples the running task's stack every 10 ms on the worker's
     # event loop (and stats source files for line numbers); nobody reads it in a job
     "distributed.worker.profile.enabled": False,
-    # forked like futures workers: a spawned worker imports distributed, coffea and hhcoffea
-    # afresh (~2 s of CPU on the critical path of every run); macOS keeps spawn (fork is unsafe there)
-    **({"distributed.worker.multiprocessing-method": "fork"} if sys.platform.startswith("linux") else {}),
+    # workers forked from a forkserver that has imported distributed, coffea and hhcoffea once
+    # (a spawned worker imports them afresh, ~2 s of CPU on the critical path of every run); not
+    # "fork": forking the run's process, whose other threads may hold locks (fsspec's I/O loop,
+    # the scheduler's), hung a dask-awkward run in the test suite. macOS keeps spawn.
+    **({"distributed.worker.multiprocessing-method": "forkserver"} if sys.platform.startswith("linux") else {}),
 }
+
+
+def _preload_forkserver() -> None:
+    """Let the forkserver import what a chunk needs before it forks any worker (once per process;
+    distributed's own preload list, set on first use, is kept)."""
+    from distributed.utils import get_mp_context
+
+    from .dask_worker import CHUNK_MODULES
+
+    ctx = get_mp_context()  # under LOCAL_CLUSTER_CONFIG: the forkserver context, its preload set once
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["distributed", "numpy", "awkward", *CHUNK_MODULES])
 
 
 def jobqueue_cluster(spec: dict):
@@ -100,6 +114,8 @@ def dask_client(cfg: dict):
                 yield client
     else:
         # one thread per worker process: the processor holds the GIL most of the time
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            _preload_forkserver()
         with dask.config.set(LOCAL_CLUSTER_CONFIG), LocalCluster(
                 n_workers=int(cfg["workers"]), threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
