@@ -539,6 +539,8 @@ class FastModel:
         self._stat_full = self._gamma_in_order and bool(np.all(self.stat_index == self._gammas[None, :]))
         self._cvar = np.full(self.npars, np.inf)
         self._cvar[self.constr_index] = self.constr_sigma**2
+        self._inv_var = 1.0 / self._cvar  # 0 for unconstrained parameters
+        self._inv_sigma = np.sqrt(self._inv_var)
         # samples carrying each gamma (mask (S, n_gammas)) and its bin
         self._gamma_bin = gb[self._gammas] if gb is not None else np.zeros(0, dtype=int)
         self._gamma_samples = np.zeros((len(self.samples), self._gammas.size), dtype=bool)
@@ -626,13 +628,23 @@ class FastModel:
             JG = np.zeros((T, 0))
         return lam, JK, JG, (fs, vals, AG, stat)
 
-    def _nll_many(self, P, n, aux, lam=None) -> np.ndarray:
-        """NLL without the data-only constants (as :meth:`nll_and_grad`), per row."""
+    def _nll_many(self, P, n, aux, lam=None, *, aux_full: bool = False) -> np.ndarray:
+        """NLL without the data-only constants (as :meth:`nll_and_grad`), per row. ``aux_full``:
+        ``aux`` is :meth:`_aux_full`'s (T, P) layout (dense arithmetic instead of a column gather)."""
         if lam is None:
             lam = self.expected_actualdata_many(P)
         lam = np.maximum(lam, _TINY)
-        d = (P[:, self.constr_index] - aux) / self.constr_sigma
+        if aux_full:
+            d = (P - aux) * self._inv_sigma
+        else:
+            d = (P[:, self.constr_index] - aux) / self.constr_sigma
         return np.sum(lam - n * np.log(lam), axis=1) + 0.5 * np.sum(d * d, axis=1)
+
+    def _aux_full(self, aux: np.ndarray) -> np.ndarray:
+        """Auxiliary data (T, A) as a (T, P) array, zero where a parameter has no constraint."""
+        out = np.zeros((aux.shape[0], self.npars))
+        out[:, self.constr_index] = aux
+        return out
 
     def nll_const_many(self, n: np.ndarray) -> np.ndarray:
         """What turns :meth:`_nll_many` into ``-logpdf``, per dataset."""
@@ -674,7 +686,8 @@ class FastModel:
 
         Each gamma acts on one bin, so eliminating it only reweights that bin: the reduced
         Hessian of the other parameters is ``JK diag(W - u (JG W)^2 / D) JK^T`` (one batched
-        product), with ``D`` the gamma's own curvature and ``u`` whether it moves."""
+        product), with ``D`` the gamma's own curvature and ``u`` whether it moves. ``aux`` is in
+        :meth:`_aux_full`'s (T, P) layout."""
         lo, hi = self.bounds[:, 0], self.bounds[:, 1]
         lam_c = np.maximum(lam, _TINY)
         inv = 1.0 / lam_c
@@ -684,12 +697,11 @@ class FastModel:
         cvar = self._cvar
         K, G = self._others, self._gammas
         Kc, Gc = self._K_cols, self._G_cols
-        cidx = self.constr_index
         g = np.empty_like(x)
         g[:, Kc] = np.matmul(JK, r[:, :, None])[:, :, 0]
         if G.size:
             g[:, Gc] = JG * (r if self._gamma_in_order else r[:, self._gamma_bin])
-        g[:, cidx] += (x[:, cidx] - aux) / self.constr_sigma**2
+        g += (x - aux) * self._inv_var  # aux in the (T, P) layout: zero weight where unconstrained
         use = ~((((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))) | ~free)
         gu = np.where(use, g, 0.0)
         uK = use[:, Kc]
@@ -771,9 +783,9 @@ class FastModel:
         ok = np.zeros(T, dtype=bool)
         f_out = np.empty(T)
         work = np.arange(T)
-        xw, nw, aw = x, n, aux
+        xw, nw, aw = x, n, self._aux_full(aux)
         jac = self._jacobian_many(xw)
-        f = self._nll_many(xw, nw, aw, jac[0])
+        f = self._nll_many(xw, nw, aw, jac[0], aux_full=True)
         for _ in range(max_iter):
             if work.size == 0:
                 break
@@ -794,7 +806,7 @@ class FastModel:
             xn = np.clip(xw + step, lo, hi)  # step is 0 where a parameter does not move
             # derivatives at the full step right away: it is accepted almost always
             jac_n = self._jacobian_many(xn)
-            fn = self._nll_many(xn, nw, aw, jac_n[0])
+            fn = self._nll_many(xn, nw, aw, jac_n[0], aux_full=True)
             slack = 1e-12 * (1.0 + np.abs(f))  # rounding of the NLL itself
             for _ls in range(30):  # backtracking, only for the datasets whose step was too long
                 bad = ~(fn <= f + 1e-4 * np.sum(gu * (xn - xw), axis=1) + slack) & (t > 1e-8)
@@ -803,7 +815,7 @@ class FastModel:
                 t[bad] *= 0.5
                 xb = np.clip(xw[bad] + t[bad, None] * step[bad], lo, hi)
                 xn[bad] = xb
-                fn[bad] = self._nll_many(xb, nw[bad], aw[bad])
+                fn[bad] = self._nll_many(xb, nw[bad], aw[bad], aux_full=True)
             stuck = t <= 1e-8
             moved = np.max(np.abs(xn - xw) / self.scale, axis=1)
             decrement = -np.sum(gu * step, axis=1)
