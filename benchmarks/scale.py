@@ -70,7 +70,12 @@ def _role(proc: psutil.Process, tree: str) -> str:
     """A descendant's kind: multiprocessing's helpers, else a worker (dask's spawned workers, or
     forked futures workers with the run's command line); the scheduler's are the scheduler's."""
     cmdline = " ".join(proc.cmdline())
-    if "resource_tracker" in cmdline or "forkserver" in cmdline:
+    if "forkserver" in cmdline:  # the forkserver itself, or a worker forked from it
+        with contextlib.suppress(psutil.Error):
+            if "forkserver" in " ".join(proc.parent().cmdline()):
+                return "scheduler" if tree == "scheduler" else "workers"
+        return "other"
+    if "resource_tracker" in cmdline:
         return "other"
     return "scheduler" if tree == "scheduler" else "workers"
 
@@ -132,7 +137,9 @@ def run(path: Path, plots: bool = False, external: dict[str, int] | None = None)
     import resource  # the run and its reaped descendants (this helper runs nothing else)
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu["main"] = usage.ru_utime + usage.ru_stime - descendants  # exact total; its last 0.1 s counts here
+    # exact total when every descendant was reaped (its last 0.1 s counts here); a forkserver and its
+    # workers are not reaped by the run, so then the run's own polled CPU
+    cpu["main"] = max(usage.ru_utime + usage.ru_stime - descendants, cpu.get("main", 0.0))
     match = re.search(r"([\d,]+) events in ([\d.]+) s", out)
     return float(match.group(2)), usage.ru_maxrss / 1024, cpu
 
