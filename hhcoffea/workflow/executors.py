@@ -116,11 +116,10 @@ def dask_client(cfg: dict):
         # one thread per worker process: the processor holds the GIL most of the time
         with dask.config.set(LOCAL_CLUSTER_CONFIG):
             _preload_forkserver()
-        with dask.config.set(LOCAL_CLUSTER_CONFIG), LocalCluster(
-                n_workers=int(cfg["workers"]), threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            client.register_plugin(ChunkWorkerSetup(), name=ChunkWorkerSetup.name)
-            yield client
+            with LocalCluster(n_workers=int(cfg["workers"]), threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                client.register_plugin(ChunkWorkerSetup(), name=ChunkWorkerSetup.name)
+                yield client
 
 
 @dataclass
