@@ -28,6 +28,7 @@ class FileInfo:
     tree: str
     n_events: int
     has_truth: bool
+    uuid: str = ""  # the ROOT file's UUID (coffea's ``fileuuid`` of its chunks)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +90,7 @@ def inspect_file(path: str | Path, tag_check=None) -> FileInfo:
             tag_check(path, tree, layout)
         coll, fields = layout.collections["genpart"]
         truth = layout.branch(coll, fields["pdg_id"]) in names
-        return FileInfo(path, layout.name, layout.tree, int(tree.num_entries), truth)
+        return FileInfo(path, layout.name, layout.tree, int(tree.num_entries), truth, str(handle.file.uuid))
 
 
 class PreloadedSource(dict):

@@ -185,13 +185,6 @@ class _PartitionFiller:
         return partition_fills(recorder, self.booked)
 
 
-def _file_uuid(path: str) -> str:
-    import uproot
-
-    with uproot.open(path) as f:
-        return str(f.file.uuid)
-
-
 def dask_fill_graph(fileset, processor, chunksize: int, quick_chunks: int | None = None):
     """``(booked, dask_histograms)``: the processor's booked histograms (plus the bookkeeping
     ones) for every dataset of ``fileset``, and a ``hist.dask.Hist`` per name, filled (lazily)
@@ -208,15 +201,15 @@ def dask_fill_graph(fileset, processor, chunksize: int, quick_chunks: int | None
     booked.update(bookkeeping_histograms(list(fileset.coffea), list(processor.pairers)))
     meta = fills_meta(booked)
     n_events = {info.path: info.n_events for info in fileset.files}
+    uuids = {info.path: info.uuid for info in fileset.files}  # read once, when the files were inspected
     columns = []
     for name, entry in fileset.coffea.items():
         files, infos = {}, []
         for path, tree in entry["files"].items():
             steps = chunk_steps(n_events[path], chunksize)
             files[path] = {"object_path": tree, "steps": steps}
-            uuid = _file_uuid(path)
             infos += [{"filename": path, "treename": tree, "entrystart": int(start), "entrystop": int(stop),
-                       "fileuuid": uuid} for start, stop in steps]
+                       "fileuuid": uuids[path]} for start, stop in steps]
         events = NanoEventsFactory.from_root(
             files, schemaclass=AutoSchema, mode="dask", metadata={"dataset": name, **entry["metadata"]},
         ).events()
