@@ -39,7 +39,11 @@ import yaml
 #: environment of the external cluster's processes: one BLAS thread, and the worker setting the
 #: LocalCluster of a job uses (hhcoffea.workflow.executors.LOCAL_CLUSTER_CONFIG), as the README
 #: recommends for ``dask worker``
-EXTERNAL_ENV = {"OMP_NUM_THREADS": "1", "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+EXTERNAL_ENV = {
+    "OMP_NUM_THREADS": "1", "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s", "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "2s",
+}
 
 
 def job(directory: Path, scale: int, n_events: int, chunksize: int, executor: str, workers: int, plots_dir: str,
@@ -122,15 +126,18 @@ class CpuPoll:
 
 
 def run(path: Path, plots: bool = False, external: dict[str, int] | None = None) -> tuple[float, float, dict]:
-    """(seconds of the run, peak RSS in MB of its largest process, CPU seconds by process kind).
+    """(seconds of the run, peak RSS in MB of its largest process, CPU seconds by process kind, with
+    the whole command's wall time as ``cpu["command_s"]``).
 
     ``external``: {role: pid} of a cluster started outside the run (scheduler, nanny), polled too."""
     cmd = [sys.executable, "-m", "hhcoffea.cli", "run", str(path), "--no-progress", "--no-statistics"]
     if not plots:
         cmd.append("--no-plots")
+    started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     poll = CpuPoll({"main": proc.pid, **(external or {})})
     out, err = proc.communicate()
+    command = time.perf_counter() - started
     cpu, descendants = poll.stop()
     if proc.returncode:
         raise SystemExit(f"{path}: run failed:\n{err[-2000:]}")
@@ -141,6 +148,7 @@ def run(path: Path, plots: bool = False, external: dict[str, int] | None = None)
     # workers are not reaped by the run, so then the run's own polled CPU
     cpu["main"] = max(usage.ru_utime + usage.ru_stime - descendants, cpu.get("main", 0.0))
     match = re.search(r"([\d,]+) events in ([\d.]+) s", out)
+    cpu["command_s"] = command  # start to exit: imports, inputs, run, outputs (no plots unless asked)
     return float(match.group(2)), usage.ru_maxrss / 1024, cpu
 
 
@@ -217,22 +225,25 @@ def main() -> None:
         n = 10 * args.events
         totals = {}
         for executor in [e for e in ("futures", "dask", "dask-external") if not args.only or e in args.only]:
-            times = {}
+            times, commands = {}, {}
             for workers in (1, 2):
                 cluster = ExternalCluster(d, workers) if executor == "dask-external" else None
                 try:
                     path = job(d, 10, args.events, args.chunksize, executor.split("-")[0], workers, "out",
                                address=cluster.address if cluster else None)
                     times[workers], _, cpu = isolated(path, external=cluster.roles() if cluster else None)
+                    commands[workers] = cpu.pop("command_s")
                 finally:
                     if cluster:
                         cluster.close()
                 totals[executor, workers] = sum(cpu.values())
                 started = f"; cluster start {cluster.startup_cpu:.1f} s CPU (not in the run)" if cluster else ""
-                print(f"{executor:13s} {workers} worker{'s' if workers > 1 else ' '}: {times[workers]:5.1f} s; "
-                      f"{cpu_line(cpu, n)}{started}", flush=True)
+                print(f"{executor:13s} {workers} worker{'s' if workers > 1 else ' '}: {times[workers]:5.1f} s "
+                      f"(command {commands[workers]:.1f} s); {cpu_line(cpu, n)}{started}", flush=True)
+            # T = W / workers + F: the part of the run that does not shrink with workers
             print(f"{executor:13s} {n:,} events: 1 worker {times[1]:.1f} s, 2 workers {times[2]:.1f} s: "
-                  f"speed-up {times[1] / times[2]:.2f}x (target >= 1.8)", flush=True)
+                  f"speed-up {times[1] / times[2]:.2f}x (target >= 1.8); fixed part 2 T2 - T1 = "
+                  f"{2 * times[2] - times[1]:.1f} s; whole command {commands[1] / commands[2]:.2f}x", flush=True)
         for executor in ("dask", "dask-external"):
             if ("futures", 1) in totals and (executor, 1) in totals:
                 print(f"CPU of all processes, {executor} / futures: 1 worker {totals[executor, 1] / totals['futures', 1]:.2f}, "

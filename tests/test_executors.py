@@ -84,7 +84,8 @@ def test_heap_for_large_arrays_ends_the_page_faults_of_a_dask_worker():
 
 def _worker_state(dask_worker):
     return {"frozen": gc.get_freeze_count(), "heap": getattr(dask_worker, "hhcoffea_heap_for_large_arrays", None),
-            "profiler": "profile" in dask_worker.periodic_callbacks}
+            "profiler": "profile" in dask_worker.periodic_callbacks,
+            "every_ms": {k: dask_worker.periodic_callbacks[k].callback_time for k in ("tick", "monitor", "memory_monitor")}}
 
 
 def test_dask_workers_get_the_chunk_setup():
@@ -96,6 +97,8 @@ def test_dask_workers_get_the_chunk_setup():
     with dask_client({"workers": 1}) as client:
         (state,) = client.run(_worker_state).values()
     assert state["frozen"] > 10_000 and state["heap"] is True and state["profiler"] is False, state
+    # distributed's defaults are 20 / 500 / 100 ms: a few % of a core taken from the chunks
+    assert state["every_ms"] == {"tick": 1000, "monitor": 2000, "memory_monitor": 1000}, state
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as own:
@@ -105,3 +108,26 @@ def test_dask_workers_get_the_chunk_setup():
     assert during["frozen"] > 10_000 and during["heap"] is True, during
     assert during["profiler"] is True  # someone else's workers keep their settings
     assert after["frozen"] == 0, after  # unfrozen by the plugin's teardown
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver workers on Linux only")
+def test_local_cluster_forkserver_starts_before_the_cluster():
+    """A LocalCluster job starts its workers' forkserver at once (its imports overlap with the
+    run's set-up) with the chunk's modules preloaded; other executors start nothing."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    from hhcoffea.workflow.executors import CHUNK_MODULES, start_local_cluster_forkserver
+
+    for cfg in ({"name": "iterative"}, {"name": "futures", "workers": 2}, {"name": "dask", "address": "tcp://h:8786"},
+                {"name": "dask", "cluster": {"type": "slurm"}}, {"name": "dask-awkward", "workers": 2}):
+        assert start_local_cluster_forkserver(cfg) is False, cfg
+    assert start_local_cluster_forkserver({"name": "dask", "workers": 2}) is True
+    server = forkserver._forkserver
+    assert server._forkserver_pid is not None and server._preload_modules[-len(CHUNK_MODULES):] == list(CHUNK_MODULES)
+    # the cluster's workers come from that server: a child forked by it has the modules already
+    # (eval, a builtin, so the child imports nothing of this test module to run it)
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Pool(1) as pool:
+        loaded = pool.apply(eval, (f"[m in __import__('sys').modules for m in {list(CHUNK_MODULES)!r}]",))
+    assert loaded == [True] * len(CHUNK_MODULES)

@@ -23,16 +23,22 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     """``hhcoffea run JOB.yaml``: run the job, write its outputs, print the summary (and limits)."""
+    from ..workflow.executors import start_local_cluster_forkserver
     from ..workflow.job import load_job
-    from ..workflow.output import write_outputs
-    from ..workflow.runner import run_job
-    from ..workflow.summary import normalisation_lines, summary_table
 
     console = _console()
     overrides = executor_overrides(args)
     if args.output:
         overrides["output"] = args.output
     job = load_job(args.job, overrides)
+    # a LocalCluster's workers are forked from a server that imports the chunk's modules: start it
+    # now, so it imports on the other core while this process imports coffea and reads the inputs
+    start_local_cluster_forkserver(job.config["executor"])
+
+    from ..workflow.output import write_outputs
+    from ..workflow.runner import run_job
+    from ..workflow.summary import normalisation_lines, summary_table
+
     result = run_job(job, quick=args.quick, status=not args.no_progress, console=console)
     write_outputs(job, result, plots=not args.no_plots)
     console.print(summary_table(result, job))

@@ -17,10 +17,10 @@ import importlib
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from .executors import CHUNK_MODULES
+
 __all__ = ["CHUNK_MODULES", "ChunkWorkerSetup", "heap_for_large_arrays"]
 
-#: modules a chunk uses, imported before the worker freezes its long-lived objects
-CHUNK_MODULES = ("uproot", "coffea.processor", "coffea.nanoevents", "hhcoffea.events", "hhcoffea.processors.hh4b")
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3

@@ -23,9 +23,14 @@ import time
 from dataclasses import dataclass, field
 
 __all__ = [
-    "JOBQUEUE_CLASSES", "LOCAL_CLUSTER_CONFIG", "RunMonitor", "dask_client", "executor_for", "executor_with_monitor",
-    "jobqueue_cluster",
+    "CHUNK_MODULES", "JOBQUEUE_CLASSES", "LOCAL_CLUSTER_CONFIG", "RunMonitor", "dask_client", "executor_for",
+    "executor_with_monitor", "jobqueue_cluster", "start_local_cluster_forkserver",
 ]
+
+#: modules a chunk uses: a LocalCluster's forkserver imports them before it forks a worker, and every
+#: dask worker imports them before it freezes its long-lived objects (dask_worker.ChunkWorkerSetup)
+CHUNK_MODULES = ("uproot", "coffea.processor", "coffea.nanoevents", "hhcoffea.events", "hhcoffea.processors.hh4b")
+_FORKSERVER_PRELOAD = ["distributed", "numpy", "awkward", *CHUNK_MODULES]
 
 #: executor.cluster.type -> dask-jobqueue class name
 JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster", "pbs": "PBSCluster"}
@@ -40,19 +45,49 @@ LOCAL_CLUSTER_CONFIG = {
     # "fork": forking the run's process, whose other threads may hold locks (fsspec's I/O loop,
     # the scheduler's), hung a dask-awkward run in the test suite. macOS keeps spawn.
     **({"distributed.worker.multiprocessing-method": "forkserver"} if sys.platform.startswith("linux") else {}),
+    # periodic bookkeeping of every server (scheduler, nannies, workers): 20 ms event-loop ticks,
+    # 100 ms nanny memory polls, 500 ms psutil system monitors cost ~4% of a core in the run's
+    # process and as much in the workers, taken from the chunks; a job needs none of it that often
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
 }
 
 
-def _preload_forkserver() -> None:
-    """Let the forkserver import what a chunk needs before it forks any worker (once per process;
-    distributed's own preload list, set on first use, is kept)."""
-    from distributed.utils import get_mp_context
+def _is_local_cluster(cfg: dict) -> bool:
+    return cfg.get("name") == "dask" and not cfg.get("address") and not cfg.get("cluster")
 
-    from .dask_worker import CHUNK_MODULES
+
+def start_local_cluster_forkserver(cfg: dict) -> bool:
+    """Start the forkserver a job's LocalCluster forks its workers from, before the run needs it.
+
+    Its imports (``CHUNK_MODULES``, 1-2 s) then run on another core while this process reads the
+    job, imports coffea, inspects the inputs and builds the processor, instead of before the first
+    chunk. Also imports ``dask.dataframe`` here, beside it: coffea's DaskExecutor imports it at its
+    first call (0.4 s, pandas). False, doing nothing, unless ``cfg`` (a job's ``executor``
+    section) is a LocalCluster on Linux.
+    """
+    if not (_is_local_cluster(cfg) and sys.platform.startswith("linux")):
+        return False
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_FORKSERVER_PRELOAD)
+    forkserver.ensure_running()  # returns at once: the server imports in its own process
+    with contextlib.suppress(ImportError):
+        import dask.dataframe  # noqa: F401
+    return True
+
+
+def _preload_forkserver() -> None:
+    """Let the forkserver import what a chunk needs before it forks any worker (once per process,
+    and a no-op once the forkserver runs; distributed's own preload list, set on first use, is
+    replaced)."""
+    from distributed.utils import get_mp_context
 
     ctx = get_mp_context()  # under LOCAL_CLUSTER_CONFIG: the forkserver context, its preload set once
     if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["distributed", "numpy", "awkward", *CHUNK_MODULES])
+        ctx.set_forkserver_preload(_FORKSERVER_PRELOAD)
 
 
 def jobqueue_cluster(spec: dict):

@@ -233,7 +233,9 @@ def run_job(job: Job, *, quick: bool = False, status: bool = True, console=None,
     ``configure``: called with the processor before the run (``hhcoffea export features`` asks
     it for the feature table this way)."""
     from .btag import btagging_for, ensure_efficiency_maps
+    from .executors import start_local_cluster_forkserver
 
+    start_local_cluster_forkserver(job.config["executor"])  # its imports overlap with the set-up below
     datasets = resolve_datasets(job, ensure_samples(job, console))
     ensure_efficiency_maps(job, datasets, console, status=status)
     fileset = build_fileset(job, datasets, btagging=btagging_for(job, datasets, load_corrections=False))
