@@ -18,9 +18,10 @@ constraints, exact at an Asimov minimum) with backtracking, falling back on scip
 the analytic gradient; fixed parameters are removed from the minimisation. A fit's ``success``
 is False when neither converged (an L-BFGS-B "ABNORMAL" line-search stop is not convergence).
 
-:meth:`FastModel.fit_many` fits many datasets at once (toys): the same Gauss-Newton steps on a
-``(n_datasets, n_pars)`` array, with per-dataset active bounds and backtracking, and no Python loop
-over datasets.
+:meth:`FastModel.fit_many` fits many datasets at once (toys): the same Gauss-Newton steps for every
+dataset, with per-dataset active bounds and backtracking, and no Python loop over datasets -- in
+the compiled loop of :mod:`hhcoffea.stats.toy_kernels`, or (``compiled=False``, the reference
+formulation) as numpy passes over a ``(n_datasets, n_pars)`` array.
 """
 
 from __future__ import annotations
@@ -754,6 +755,7 @@ class FastModel:
         fixed_values: dict[int, float] | None = None,
         max_iter: int = 60,
         ftol: float = 1e-9,
+        compiled: bool = True,
     ) -> BatchFitResult:
         """Maximum-likelihood fits of ``T`` datasets at once (projected Gauss-Newton, batched).
 
@@ -762,6 +764,9 @@ class FastModel:
             init: starting parameters ``(T, P)`` (or ``(P,)`` for all).
             fixed_values: ``{parameter index: value}`` held constant in every fit (the POI).
             max_iter, ftol: iteration limit and the NLL change below which a fit has converged.
+            compiled: run the fits in the numba kernel of :mod:`hhcoffea.stats.toy_kernels` (one
+                compiled loop over the datasets); False: the same steps as numpy passes over the
+                whole batch (the reference formulation; equal up to rounding).
 
         Fits that do not converge here are refitted one by one with :meth:`fit` (rare; their
         ``success`` is that fit's).
@@ -771,7 +776,7 @@ class FastModel:
         n = np.asarray(n, dtype=float)
         aux = np.asarray(aux, dtype=float)
         T = n.shape[0]
-        x = np.array(np.broadcast_to(np.asarray(init, dtype=float), (T, self.npars)))
+        x = np.array(np.broadcast_to(np.asarray(init, dtype=float), (T, self.npars)), order="C")  # rows contiguous for the kernel
         fixed = self.fixed.copy()
         for i, v in (fixed_values or {}).items():
             x[:, i] = v
@@ -781,10 +786,30 @@ class FastModel:
         lo = np.where(free, self.bounds[:, 0], -np.inf)
         hi = np.where(free, self.bounds[:, 1], np.inf)
         x = np.clip(x, lo, hi)
+        if compiled:
+            from hhcoffea.stats import toy_kernels  # numba loads only for batched fits
+
+            if not hasattr(self, "_kernel_model"):
+                self._kernel_model = toy_kernels.pack_model(self)
+            n_c = np.ascontiguousarray(n)
+            f_out, ok = toy_kernels.fit_toys(self._kernel_model, x, n_c, self._aux_full(aux), free, lo, hi, max_iter, ftol)
+        else:
+            f_out, ok = self._fit_many_numpy(x, n, self._aux_full(aux), free, lo, hi, max_iter, ftol)
+        nll = f_out + self.nll_const_many(n)
+        for i in np.flatnonzero(~ok):  # rare: refit one by one with the scalar fitter's fallback
+            res = self.fit(np.concatenate([n[i], aux[i]]), init=x[i], fixed_values=fixed_values)
+            if res.nll <= nll[i] + 1e-9 or res.success:
+                x[i], nll[i], ok[i] = res.pars, res.nll, res.success
+        return BatchFitResult(pars=x, nll=nll, success=ok)
+
+    def _fit_many_numpy(self, x, n, aux_full, free, lo, hi, max_iter, ftol) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fit_many`'s iteration as numpy passes over the batch: fits the rows of ``x`` in
+        place, returns their NLL without the data-only constants and their convergence."""
+        T = n.shape[0]
         ok = np.zeros(T, dtype=bool)
         f_out = np.empty(T)
         work = np.arange(T)
-        xw, nw, aw = x, n, self._aux_full(aux)
+        xw, nw, aw = x, n, aux_full
         jac = self._jacobian_many(xw)
         f = self._nll_many(xw, nw, aw, jac[0], aux_full=True)
         for _ in range(max_iter):
@@ -841,12 +866,7 @@ class FastModel:
                     jac = jac_n if keep.all() else _take(jac_n, keep)
         if work.size:
             x[work], f_out[work] = xw, f
-        nll = f_out + self.nll_const_many(n)
-        for i in np.flatnonzero(~ok):  # rare: refit one by one with the scalar fitter's fallback
-            res = self.fit(np.concatenate([n[i], aux[i]]), init=x[i], fixed_values=fixed_values)
-            if res.nll <= nll[i] + 1e-9 or res.success:
-                x[i], nll[i], ok[i] = res.pars, res.nll, res.success
-        return BatchFitResult(pars=x, nll=nll, success=ok)
+        return f_out, ok
 
     # ------------------------------------------------------------------ self-check
     def _check(self) -> None:
