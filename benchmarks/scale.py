@@ -3,6 +3,7 @@ external scheduler), the CPU each kind of process used, and peak RSS at 1x and 1
 (same chunk size), main process and workers, plots included.
 
     OMP_NUM_THREADS=1 python benchmarks/scale.py [--events 300000] [--chunksize 50000] [--only futures dask ...]
+    OMP_NUM_THREADS=1 python benchmarks/scale.py --events 1000000 --only futures dask dask-external  # 10M events
 
 Targets (issue 13): 2 workers >= 1.8x one; peak RSS at 10x <= 1.2x the peak at 1x. Each
 measurement is a fresh ``hhcoffea run`` process; its time is the run's own ("N events in T s":
@@ -225,7 +226,7 @@ def main() -> None:
         n = 10 * args.events
         totals = {}
         for executor in [e for e in ("futures", "dask", "dask-external") if not args.only or e in args.only]:
-            times, commands = {}, {}
+            times, commands, worker_cpu = {}, {}, {}
             for workers in (1, 2):
                 cluster = ExternalCluster(d, workers) if executor == "dask-external" else None
                 try:
@@ -237,6 +238,7 @@ def main() -> None:
                     if cluster:
                         cluster.close()
                 totals[executor, workers] = sum(cpu.values())
+                worker_cpu[workers] = cpu.get("workers", 0.0) / n
                 started = f"; cluster start {cluster.startup_cpu:.1f} s CPU (not in the run)" if cluster else ""
                 print(f"{executor:13s} {workers} worker{'s' if workers > 1 else ' '}: {times[workers]:5.1f} s "
                       f"(command {commands[workers]:.1f} s); {cpu_line(cpu, n)}{started}", flush=True)
@@ -244,6 +246,13 @@ def main() -> None:
             print(f"{executor:13s} {n:,} events: 1 worker {times[1]:.1f} s, 2 workers {times[2]:.1f} s: "
                   f"speed-up {times[1] / times[2]:.2f}x (target >= 1.8); fixed part 2 T2 - T1 = "
                   f"{2 * times[2] - times[1]:.1f} s; whole command {commands[1] / commands[2]:.2f}x", flush=True)
+            # this VM's CPU speed drifts between runs by up to ~30% (the same chunks cost 5.7-7.9 worker
+            # CPU s per 1M events): the speed-up at equal worker CPU per event removes that drift (and
+            # would hide extra CPU that 2 workers cost, which the raw ratio shows)
+            if worker_cpu[1] and worker_cpu[2]:
+                print(f"{executor:13s} speed-up at equal worker CPU per event: "
+                      f"{times[1] / worker_cpu[1] / (times[2] / worker_cpu[2]):.2f}x "
+                      f"(worker CPU per event, 2 / 1 workers: {worker_cpu[2] / worker_cpu[1]:.2f})", flush=True)
         for executor in ("dask", "dask-external"):
             if ("futures", 1) in totals and (executor, 1) in totals:
                 print(f"CPU of all processes, {executor} / futures: 1 worker {totals[executor, 1] / totals['futures', 1]:.2f}, "
