@@ -1,7 +1,7 @@
 """Fidelity of the fast emulation against showered samples (Pythia 8 + FastJet) and the seeds.
 
     python benchmarks/fidelity.py                       # table + plots; showers missing samples
-    python benchmarks/fidelity.py --showered data/fidelity --n-shower 10000 --workers 2
+    python benchmarks/fidelity.py --showered data/fidelity --n-shower 30000 --workers 2
     python benchmarks/fidelity.py --fast-only           # the fast side only (calibration loop)
 
 For each signal sample (non-resonant kappa_lambda = 1, 5, -5; resonant m_X = 500) it compares,
@@ -16,6 +16,11 @@ on four-tag events (>= 4 b-tagged jets with pT > 40, |eta| < 2.5, the processor'
   the one with the higher scalar-sum jet pT; the reference analysis centres its X_hh on 120 / 110.
 * **min-ΔR efficiency**: fraction of matched events where ``min_dr`` gets both Higgs right; seed
   000 table 24: 0.644 / 0.809 / 0.395 at kappa_lambda = -5 / 1 / 5.
+* **b-quark jets** (every event, before the cut; ``quark_jets``): per bin of the quark's pT, the
+  fraction with a jet within ΔR < 0.1 and < 0.4, the median response pT_jet / pT_quark and the
+  fraction whose jet passes 40 GeV: how the shower's losses depend on the b quark's energy.
+
+Fractions carry binomial statistical errors, medians 1.2533 sigma / sqrt(n).
 
 Showered samples are slow (~80 events/s per worker): they are made once into ``--showered`` and
 reused. The fast samples are made in memory each time (the same hard-process settings).
@@ -32,7 +37,7 @@ its ``cutflow.json`` and ``metadata.json``, so the numbers are the processor's o
 * **efficiencies in the seeds' convention**: the seeds divide by every event of their generated
   pp -> bbbb sample, whose generator-level cuts and cross section they do not give (seed 003 sec.
   V.B, VI.B), the emulation by the events passing its generator-level cut (b pT > 30, |eta| < 2.7;
-  1.94e5 fb). Per end of the seeds' range it prints the emulation's efficiency, their ratio and the
+  2.88e5 fb). Per end of the seeds' range it prints the emulation's efficiency, their ratio and the
   generated cross section sigma_SR / efficiency_seeds the seeds' sample would need for equal
   yields, and the two ratios that need no denominator: highest / lowest pairing, and
   non-resonant / resonant.
@@ -60,11 +65,11 @@ from hhcoffea.emulation.calibration import four_tag_passed
 from hhcoffea.events.model import higgs_bquarks
 from hhcoffea.pairing import get_pairer
 
-SAMPLES = {  # name: (process, m_x, kappa_lambda, showered seed)
-    "hh_k1": ("nonresonant", None, 1.0, 101),
-    "X500": ("resonant", 500.0, None, 102),
-    "hh_k5": ("nonresonant", None, 5.0, 103),
-    "hh_km5": ("nonresonant", None, -5.0, 104),
+SAMPLES = {  # name: (process, m_x, kappa_lambda, showered seed); the fast sample uses seed + 1000
+    "hh_k1": ("nonresonant", None, 1.0, 201),
+    "X500": ("resonant", 500.0, None, 202),
+    "hh_k5": ("nonresonant", None, 5.0, 203),
+    "hh_km5": ("nonresonant", None, -5.0, 204),
 }
 # seed 000: tables 1-3 (matched fraction and its jet-multiplicity split) and table 24 (min-dR)
 SEEDS = {
@@ -108,6 +113,7 @@ def _pair_mass(jets, pairs):
 
 def measure(jets, gen) -> dict:
     """The fidelity quantities of one sample (see the module docstring)."""
+    quarks = quark_jets(jets, gen)
     tagged = four_tag_passed(jets)
     jets, gen = jets[tagged], gen[tagged]
     bq = higgs_bquarks(gen)
@@ -130,7 +136,8 @@ def measure(jets, gen) -> dict:
     m_h1 = np.take_along_axis(m, lead[:, None], axis=1)[:, 0]
     m_h2 = np.take_along_axis(m, 1 - lead[:, None], axis=1)[:, 0]
     return {
-        "n_four_tag": int(tagged.sum()),
+        "n_events": int(len(tagged)), "n_four_tag": int(tagged.sum()), "n_matched": int(full.sum()),
+        "m_h1_median_err": _median_error(m_h1), "m_h2_median_err": _median_error(m_h2),
         "four_tag_eff": float(tagged.mean()),
         "matched": float(full.mean()),
         "jets": tuple(float(np.mean(k)) for k in (n_jets == 4, n_jets == 5, n_jets >= 6)),
@@ -139,7 +146,73 @@ def measure(jets, gen) -> dict:
         "min_dr": float((n_correct[full] == 2).mean()),
         "hist_h1": np.histogram(m_h1, MASS_BINS)[0], "hist_h2": np.histogram(m_h2, MASS_BINS)[0],
         "n_jets_hist": np.bincount(np.minimum(n_jets, 10), minlength=11),
+        "quarks": quarks,
     }
+
+
+QUARK_PT_BINS = np.array([20.0, 30, 40, 50, 60, 80, 100, 130, 170, 250, 1000])
+
+
+def quark_jets(jets, gen) -> dict:
+    """Per b quark from h (|eta| < 2.4, no other Higgs b quark within dR < 0.8), in bins of the
+    quark's pT (``QUARK_PT_BINS``; every event, before any cut): the fraction with a jet (pT >= 20)
+    within dR < 0.1 and < 0.4 of it, the median response pT_jet / pT_quark of the nearest jet
+    within 0.4, and the fraction whose jet within 0.4 has pT > 40 GeV (the four-tag threshold)."""
+    from hhcoffea.columnar.kinematics import delta_r
+
+    def block(a, width, fill):
+        return ak.to_numpy(ak.fill_none(ak.pad_none(a, width, clip=True), fill)).astype(np.float64)
+
+    bq = higgs_bquarks(gen)
+    q_pt, q_eta, q_phi = (block(bq[f], 4, np.nan) for f in ("pt", "eta", "phi"))
+    width = max(int(ak.max(ak.num(jets.pt))), 1)
+    j_pt, j_eta, j_phi = (block(jets[f], width, np.nan) for f in ("pt", "eta", "phi"))
+    dr = delta_r(q_eta[:, :, None], q_phi[:, :, None], j_eta[:, None, :], j_phi[:, None, :])
+    dr = np.where(np.isfinite(dr), dr, np.inf)
+    nearest = np.argmin(dr, axis=2)
+    d = np.min(dr, axis=2)
+    pt_near = np.take_along_axis(np.nan_to_num(j_pt), nearest, axis=1)
+    dq = delta_r(q_eta[:, :, None], q_phi[:, :, None], q_eta[:, None, :], q_phi[:, None, :])
+    dq[:, np.arange(4), np.arange(4)] = np.inf
+    use = (np.abs(q_eta) < 2.4) & (np.nanmin(dq, axis=2) > 0.8)
+    b = np.digitize(q_pt[use], QUARK_PT_BINS) - 1
+    d, pt_near, q = d[use], pt_near[use], q_pt[use]
+    out = {k: [] for k in ("n", "within_0.1", "within_0.4", "response", "above_40")}
+    for i in range(len(QUARK_PT_BINS) - 1):
+        s = b == i
+        inside = s & (d < 0.4)
+        out["n"].append(int(s.sum()))
+        out["within_0.1"].append(float(np.mean(d[s] < 0.1)) if s.any() else float("nan"))
+        out["within_0.4"].append(float(np.mean(d[s] < 0.4)) if s.any() else float("nan"))
+        out["response"].append(float(np.median(pt_near[inside] / q[inside])) if inside.any() else float("nan"))
+        out["above_40"].append(float(np.mean(pt_near[s][d[s] < 0.4] > C.FOUR_TAG_PT_MIN) * np.mean(d[s] < 0.4)) if s.any() else float("nan"))
+    return out
+
+
+def quark_table(results: dict) -> str:
+    """Markdown: ``quark_jets`` fast against shower, per sample and quark-pT bin."""
+    lines = ["| sample | b-quark pT [GeV] | jet within ΔR 0.1: shower / fast | within 0.4 | median pT_jet / pT_q "
+             "| jet within 0.4 above 40 GeV |", "|---|---|---|---|---|---|"]
+    for name, by_source in results.items():
+        if "shower" not in by_source or "quarks" not in by_source["shower"]:
+            continue
+        sh, fa = by_source["shower"]["quarks"], by_source["fast"]["quarks"]
+        for i in range(len(QUARK_PT_BINS) - 1):
+            cells = [f"{sh[k][i]:.3f} / {fa[k][i]:.3f}" for k in ("within_0.1", "within_0.4", "response", "above_40")]
+            lines.append(f"| {name} | {QUARK_PT_BINS[i]:.0f}–{QUARK_PT_BINS[i + 1]:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _median_error(values):
+    """Statistical error of a median: 1.2533 sigma / sqrt(n), sigma from the interquartile range."""
+    if len(values) < 2:
+        return float("nan")
+    q25, q75 = np.percentile(values, [25, 75])
+    return float(1.2533 * (q75 - q25) / 1.349 / np.sqrt(len(values)))
+
+
+def _binomial_error(p, n):
+    return float(np.sqrt(p * (1.0 - p) / n)) if n > 0 else float("nan")
 
 
 def _peak(values):
@@ -154,7 +227,8 @@ def _showered_file(folder: Path, name: str, n: int, workers: int) -> Path:
     process, m_x, kappa, seed = SAMPLES[name]
     path = folder / f"{name}.root"
     side = Path(str(path) + ".json")
-    if not (path.exists() and side.exists() and json.loads(side.read_text()).get("shower") == "pythia"):
+    meta = json.loads(side.read_text()) if path.exists() and side.exists() else {}
+    if not (meta.get("shower") == "pythia" and meta.get("seed") == seed and meta.get("n_generated", 0) >= n):
         start = time.perf_counter()
         generate(process, n, path, seed=seed, m_x=m_x, kappa_lambda=kappa, shower="pythia", workers=workers, progress=True)
         print(f"# showered {name}: {n} events in {time.perf_counter() - start:.0f} s")
@@ -166,54 +240,73 @@ def _fmt(v, spec="{:.3f}"):
 
 
 def table(results: dict) -> str:
-    """Markdown table: one row per sample and source (fast, showered, seeds)."""
-    lines = ["| sample | source | four-tag events | matched | jets 4 / 5 / ≥6 (matched) "
-             "| m_h1 / m_h2 peak [GeV] | m_h1 / m_h2 median | min-ΔR eff. |",
+    """Markdown table: one row per sample and source (fast, showered, seeds), with the binomial
+    statistical errors of the fractions and the errors of the medians."""
+    lines = ["| sample | source | four-tag events (efficiency) | matched | jets 4 / 5 / ≥6 (matched) "
+             "| m_h1 / m_h2 peak [GeV] | m_h1 / m_h2 median [GeV] | min-ΔR eff. |",
              "|---|---|---|---|---|---|---|---|"]
     for name, by_source in results.items():
         for source, r in by_source.items():
             jets = r.get("jets")
-            jets_s = "—" if jets is None else " / ".join(f"{100 * x:.0f}%" for x in jets)
             if source == "seeds":
-                peaks, medians, n4 = "120 / 110 (X_hh centres)", "—", "—"
-            else:
-                peaks = f"{r['m_h1']:.0f} / {r['m_h2']:.0f}"
-                medians = f"{r['m_h1_median']:.1f} / {r['m_h2_median']:.1f}"
-                n4 = f"{r['n_four_tag']:,} ({100 * r['four_tag_eff']:.1f}%)"
-            lines.append(f"| {name} | {source} | {n4} | {_fmt(r.get('matched'))} | {jets_s} | {peaks} | {medians} | {_fmt(r.get('min_dr'))} |")
+                jets_s = "—" if jets is None else " / ".join(f"{100 * x:.0f}%" for x in jets)
+                lines.append(f"| {name} | seeds | — | {_fmt(r.get('matched'))} | {jets_s} | 120 / 110 (X_hh centres) "
+                             f"| — | {_fmt(r.get('min_dr'))} |")
+                continue
+            n4, nm = r["n_four_tag"], r["n_matched"]
+            eff = r["four_tag_eff"]
+            n4_s = f"{n4:,} ({100 * eff:.2f} ± {100 * _binomial_error(eff, r['n_events']):.2f}%)"
+            matched = f"{r['matched']:.3f} ± {_binomial_error(r['matched'], n4):.3f}"
+            jets_s = " / ".join(f"{100 * x:.0f}±{100 * _binomial_error(x, nm):.0f}%" for x in jets)
+            peaks = f"{r['m_h1']:.0f} / {r['m_h2']:.0f}"
+            medians = f"{r['m_h1_median']:.1f}±{r['m_h1_median_err']:.1f} / {r['m_h2_median']:.1f}±{r['m_h2_median_err']:.1f}"
+            min_dr = f"{r['min_dr']:.3f} ± {_binomial_error(r['min_dr'], nm):.3f}"
+            lines.append(f"| {name} | {source} | {n4_s} | {matched} | {jets_s} | {peaks} | {medians} | {min_dr} |")
     return "\n".join(lines)
 
 
 def plot(results: dict, path: Path) -> None:
+    """Top: four-tag efficiency, matched fraction and min-ΔR efficiency per sample (statistical
+    errors), and the b-quark jet within ΔR 0.1 / above 40 GeV against the quark's pT (SM);
+    bottom: truth-paired m_h1 / m_h2 of every sample, fast against shower."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
     centres = 0.5 * (MASS_BINS[1:] + MASS_BINS[:-1])
     colours = {"fast": "tab:blue", "shower": "tab:red", "seeds": "black"}
-    # matched fraction and min-dR efficiency: points per sample
-    for ax, key, title in ((axes[0, 0], "matched", "fully matched four-tag fraction"),
-                           (axes[0, 1], "min_dr", "min-ΔR pairing efficiency (matched events)")):
+    for ax, key, n_key, title in ((axes[0, 0], "four_tag_eff", "n_events", "four-tag efficiency"),
+                                  (axes[0, 1], "matched", "n_four_tag", "fully matched four-tag fraction"),
+                                  (axes[0, 2], "min_dr", "n_matched", "min-ΔR pairing efficiency (matched events)")):
         for k, source in enumerate(("fast", "shower", "seeds")):
-            xs = [i + 0.2 * (k - 1) for i, n in enumerate(names) if results[n].get(source, {}).get(key) is not None]
-            ys = [results[n][source][key] for n in names if results[n].get(source, {}).get(key) is not None]
-            ax.plot(xs, ys, "o", color=colours[source], label=source)
+            pts = [(i + 0.2 * (k - 1), results[n][source][key], results[n][source].get(n_key))
+                   for i, n in enumerate(names) if results[n].get(source, {}).get(key) is not None]
+            if not pts:
+                continue
+            xs, ys, ns = zip(*pts)
+            errs = [0.0 if n is None else _binomial_error(y, n) for y, n in zip(ys, ns)]
+            ax.errorbar(xs, ys, yerr=errs, fmt="o", color=colours[source], label=source)
         ax.set_xticks(range(len(names)), names)
         ax.set_title(title)
         ax.legend()
-    # jet multiplicity of hh_k1
-    ax = axes[0, 2]
-    for k, source in enumerate(("fast", "shower", "seeds")):
-        r = results.get("hh_k1", {}).get(source)
-        if r and r.get("jets"):
-            ax.bar(np.arange(3) + 0.27 * (k - 1), r["jets"], width=0.27, color=colours[source], label=source)
-    ax.set_xticks(range(3), ["4", "5", "≥6"])
-    ax.set_title("jet multiplicity (pT ≥ 20 GeV), matched SM events")
-    ax.legend()
-    for ax, name in zip(axes[1], ("hh_k1", "X500", "hh_k5")):
+    ax = axes[0, 3]
+    r = results.get("hh_k1", {})
+    x = np.sqrt(QUARK_PT_BINS[1:] * QUARK_PT_BINS[:-1])
+    for source in ("fast", "shower"):
+        if "quarks" in r.get(source, {}):
+            q = r[source]["quarks"]
+            ax.plot(x, q["within_0.1"], "o-", color=colours[source], label=f"{source}: jet within ΔR 0.1")
+            ax.plot(x, q["above_40"], "s--", color=colours[source], label=f"{source}: jet within 0.4, > 40 GeV")
+    ax.set_xscale("log")
+    ax.set_xticks([30, 50, 100, 200, 500], ["30", "50", "100", "200", "500"])
+    ax.minorticks_off()
+    ax.set_xlabel("b-quark pT [GeV]")
+    ax.set_title("SM: b-quark jets against the quark's pT")
+    ax.legend(fontsize=8)
+    for ax, name in zip(axes[1], names):
         for source in ("fast", "shower"):
             r = results.get(name, {}).get(source)
             if not r:
@@ -409,7 +502,7 @@ def background_main(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--showered", default="data/fidelity", help="folder of the showered samples (made when missing)")
-    parser.add_argument("--n-shower", type=int, default=10_000, help="events per showered sample when one is made")
+    parser.add_argument("--n-shower", type=int, default=30_000, help="events per showered sample when one is made")
     parser.add_argument("--n-fast", type=int, default=300_000, help="events per fast sample")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--fast-only", action="store_true", help="only the fast emulation (no showered samples)")
@@ -436,7 +529,7 @@ def main() -> int:
             results[name]["shower"] = measure(*_events_from_file(path))
         if name in SEEDS:
             results[name]["seeds"] = SEEDS[name]
-    text = table(results)
+    text = table(results) + "\n\nb-quark jets against the quark's pT (every event, before the four-tag cut):\n\n" + quark_table(results)
     print(text)
     (out / "fidelity.md").write_text(text + "\n")
     plot(results, out / "fidelity.png")

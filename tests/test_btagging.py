@@ -119,7 +119,10 @@ def test_measured_maps_reproduce_the_working_points(workdir):
             stat = cset["btag_efficiency_stat"].evaluate(wp, flav, abseta, pt)
             jets = cset["btag_efficiency_jets"].evaluate(wp, flav, abseta, pt)
             assert np.all(jets >= 100) and np.all((eff > 0) & (eff < 1))
-            pull = (eff - nominal) / stat
+            # the binomial error of the nominal efficiency (the null hypothesis): the map's own
+            # error is ~0.5 / jets where a bin has no tag (light jets: ~3-25 tags expected per bin)
+            assert np.all(stat > 0)
+            pull = (eff - nominal) / np.sqrt(nominal * (1.0 - nominal) / jets)
             assert np.all(np.abs(pull) < 4.5), (wp, flavour, pull)
             row = next(r for r in result["rows"] if r["working_point"] == wp and r["flavor"] == flavour)
             assert abs(row["efficiency"] - nominal) < 4 * np.sqrt(nominal * (1 - nominal) / row["jets"])

@@ -131,11 +131,11 @@ def test_deterministic_for_a_seed(tmp_path):
 # Pinned with the code before the generator became a subpackage (hhcoffea/generate.py, commit
 # fddfd0a): events of a fixed seed must not change when the code is reorganised. Counts are exact;
 # sums of float32 columns to 1e-9 (one flipped jet would move them by ~1e-4).
-GOLDEN = {  # re-pinned when the emulation was calibrated against showered samples (FSR, more ISR/UE)
-    "resonant": ({"m_x": 700.0}, 11642, 5011, 21944, 1090194.963710785, 80779.03936165571),
-    "nonresonant": ({"kappa_lambda": 3.0}, 11436, 5367, 19971, 934672.148569107, 71703.49035272002),
-    "qcd": ({}, 10571, 4668, 15988, 748872.5969219208, 63862.86797362566),
-    "ttbar": ({}, 13868, 2702, 27852, 779756.5382480621, 61957.80090302229),
+GOLDEN = {  # re-pinned for EMULATION_VERSION 3 (kT-based FSR, ISR recoil and shower emissions)
+    "resonant": ({"m_x": 700.0}, 11425, 4726, 20048, 1455510.7695446014, 112346.68097782135),
+    "nonresonant": ({"kappa_lambda": 3.0}, 10867, 5024, 17998, 1251471.5044078827, 102496.82905817032),
+    "qcd": ({}, 8537, 4315, 12485, 672411.0098171234, 68139.74912846088),
+    "ttbar": ({}, 11646, 2430, 24538, 694837.9310722351, 61781.630270808935),
 }
 
 
@@ -210,7 +210,10 @@ def _reference_fsr(rng, pt, eta, phi, alive, nf, first_slot):
     u = rng.uniform(0.0, 1.0, (4, n, nf))
     emits = u[0] < D.FSR_PROBABILITY
     z = D.FSR_Z_MIN * (D.FSR_Z_MAX / D.FSR_Z_MIN) ** u[1]
-    theta = D.FSR_THETA_MIN * (D.FSR_THETA_MAX / D.FSR_THETA_MIN) ** u[2]
+    kt = D.FSR_KT_SCALE * (-np.log1p(-u[2])) ** (1.0 / D.FSR_KT_SHAPE)
+    with np.errstate(divide="ignore", invalid="ignore"):  # non-emitting slots may have pT 0
+        theta = np.minimum(kt / (z * (1.0 - z) * pt[:, :nf]), D.FSR_THETA_MAX)
+    z = z * np.clip((theta - D.MERGE_DR) / D.FSR_EDGE, 0.0, 1.0)
     c, s = np.cos(2.0 * np.pi * u[3]), np.sin(2.0 * np.pi * u[3])
     slots = slice(first_slot, first_slot + nf)
     e0, p0 = eta[:, :nf].copy(), phi[:, :nf].copy()
@@ -388,9 +391,10 @@ def test_truth_paired_higgs_masses(resonant_file):
     qphi = ak.to_numpy(ev.GenPart_phi[is_b]).astype(float)
     idx, ok, pad = _match(qeta, qphi, jets)
     # jets matched to Higgs b quarks carry hadronFlavour 5 (but for the rare light jet nearer to
-    # the quark than its own: a wide FSR gluon whose b recoiled away, as in a shower)
+    # the quark than its own: a wide FSR gluon whose b recoiled away, as in a shower). 98.8% since
+    # EMULATION_VERSION 3 (soft b quarks radiate at wide angles); showered samples: 95.5-96%
     flav = ak.to_numpy(ak.fill_none(ak.pad_none(jets.flav, pad["pt"].shape[1], clip=True), -1))
-    assert np.mean(np.take_along_axis(flav, idx, 1)[ok] == 5) > 0.99
+    assert np.mean(np.take_along_axis(flav, idx, 1)[ok] == 5) > 0.98
     distinct = np.all(np.diff(np.sort(idx, axis=1), axis=1) > 0, axis=1)
     jpt = np.take_along_axis(pad["pt"], idx, 1)
     jeta = np.take_along_axis(pad["eta"], idx, 1)
@@ -564,11 +568,14 @@ def test_qcd_mhh_windows_match_the_seeds(qcd_events):
 
 def test_ttbar_is_below_a_tenth_of_qcd_after_four_tag(qcd_events):
     """Seed 003 sec. II.B: ttbar "contributes to less than 10% of the dominant background". After
-    the four-tag cut it is ~3% of QCD at MV2c10-70 and ~9% at DL1r-77 (c and light mistags of the
-    W decays and radiation), below the bound within 2 sigma of the MC statistics."""
+    the four-tag cut it is ~1% of QCD at MV2c10-70 and ~4% at DL1r-77 (c and light mistags of the
+    W decays and radiation), below the bound within 2 sigma of the MC statistics. (3% and 9% before
+    EMULATION_VERSION 3, whose ISR, tuned to the showered signal's non-Higgs tagged jets, holds
+    about a third of the c and b partons; the lower bounds, ~40% of the values, catch a loss of
+    the mistags.)"""
     ttbar = generate_arrays("ttbar", 100_000, seed=8)
     n_q, n_t = len(qcd_events["MET_pt"]), len(ttbar["MET_pt"])
-    for bit, low in ((1, 0.01), (2, 0.04)):  # Jet_btag bits: 1 MV2c10_70, 2 DL1r_77
+    for bit, low in ((1, 0.004), (2, 0.016)):  # Jet_btag bits: 1 MV2c10_70, 2 DL1r_77
         k_q = int(calibration.four_tag_passed(_with_btag_bit(qcd_events["Jet"], bit)).sum())
         k_t = int(calibration.four_tag_passed(_with_btag_bit(ttbar["Jet"], bit)).sum())
         ratio = (xsec.TTBAR_XSEC_FB * k_t / n_t) / (xsec.QCD_XSEC_FB * k_q / n_q)

@@ -11,9 +11,9 @@ the four-tag accepted cross sections ``RESONANT_XSEC_AFTER_FOUR_TAG`` (3.64 fb a
   is 3.64 fb at m_X = 500 and 0.081 fb at m_X = 1000; other masses follow a power law
   sigma_acc ~ m_X^-5.49 through those two points (:func:`resonant_accepted_target`) divided by
   the four-tag efficiency measured with this generator (``RESONANT_FOUR_TAG_EFFICIENCY``).
-  Four-tag efficiency 6.09% at 500 GeV, 12.3% at 1000 GeV -> sigma x BR = 59.7 fb and 0.657 fb.
-* qcd: ``QCD_FOUR_TAG_EFFICIENCY`` (3.11%) for the generator-level cut of ``processes``, so that
-  sigma = 6.03e3 fb / 0.0311 = 1.94e5 fb (``xsec.QCD_XSEC_FB``).
+  Four-tag efficiency 5.20% at 500 GeV, 11.1% at 1000 GeV -> sigma x BR = 70.0 fb and 0.732 fb.
+* qcd: ``QCD_FOUR_TAG_EFFICIENCY`` (2.10%) for the generator-level cut of ``processes``, so that
+  sigma = 6.03e3 fb / 0.0210 = 2.88e5 fb (``xsec.QCD_XSEC_FB``).
 
 Re-measure them with ``python benchmarks/generate.py --calibrate``; it uses :func:`four_tag_passed`
 (the four-tag cut of ``hhcoffea.selection``, the one the processor applies) and
@@ -39,14 +39,15 @@ __all__ = [
 ]
 
 # Four-tag efficiencies (>= 4 b-tags, pT > 40, |eta| < 2.5, MV2c10_70) measured with this
-# generator after its calibration against showered samples (FSR, ISR/UE), 150k events per mass
-# (`python benchmarks/generate.py --calibrate -n 150000`; statistical errors <= 0.0009).
+# generator (EMULATION_VERSION 3: kT-based FSR, ISR recoil) after its calibration against showered
+# samples, 150k events per mass (`python benchmarks/generate.py --calibrate -n 150000`, seed 1;
+# statistical errors <= 0.0009).
 # Above ~1.2 TeV the b quarks of a Higgs start to merge into one jet (dR < 0.4).
 RESONANT_FOUR_TAG_EFFICIENCY: dict[float, float] = {
-    260.0: 0.02427, 300.0: 0.02229, 350.0: 0.02939, 400.0: 0.03969, 450.0: 0.04917,
-    500.0: 0.06093, 600.0: 0.07897, 700.0: 0.09223, 800.0: 0.10579, 900.0: 0.11515,
-    1000.0: 0.12327, 1100.0: 0.12597, 1200.0: 0.12581, 1400.0: 0.09957, 1600.0: 0.07427,
-    2000.0: 0.04292, 2500.0: 0.02530, 3000.0: 0.01634,
+    260.0: 0.01452, 300.0: 0.01673, 350.0: 0.02335, 400.0: 0.03291, 450.0: 0.04321,
+    500.0: 0.05200, 600.0: 0.06955, 700.0: 0.08394, 800.0: 0.09426, 900.0: 0.10326,
+    1000.0: 0.11066, 1100.0: 0.11236, 1200.0: 0.11124, 1400.0: 0.08259, 1600.0: 0.05778,
+    2000.0: 0.03239, 2500.0: 0.01771, 3000.0: 0.01124,
 }  # fmt: skip
 # The four-tag accepted cross section is a power law through PHYSICS.md's calibration points,
 # sigma_acc(m) = 3.64 fb (m / 500)^-p with p = ln(3.64 / 0.081) / ln 2 = 5.49, so it passes
@@ -57,14 +58,14 @@ RESONANT_ACCEPTED_POWER = math.log(
 # sigma(pp -> X -> hh -> bbbb) at 13 TeV in fb = sigma_acc(m) / efficiency(m); log-interpolated
 # by xsec.resonant_xsec.
 RESONANT_XSEC_TABLE: dict[float, float] = {
-    260.0: 5435.0, 300.0: 2697.6, 350.0: 877.69, 400.0: 312.18, 450.0: 132.0,
-    500.0: 59.744, 600.0: 16.942, 700.0: 6.2233, 800.0: 2.6065, 900.0: 1.2543,
-    1000.0: 0.65711, 1100.0: 0.38104, 1200.0: 0.23664, 1400.0: 0.12827, 1600.0: 0.082623,
-    2000.0: 0.041996, 2500.0: 0.020928, 3000.0: 0.01191,
+    260.0: 9083.2, 300.0: 3594.3, 350.0: 1104.8, 400.0: 376.49, 450.0: 150.21,
+    500.0: 70.0, 600.0: 19.237, 700.0: 6.8377, 800.0: 2.9254, 900.0: 1.3988,
+    1000.0: 0.73197, 1100.0: 0.4272, 1200.0: 0.26763, 1400.0: 0.15465, 1600.0: 0.1062,
+    2000.0: 0.055643, 2500.0: 0.029903, 3000.0: 0.017313,
 }  # fmt: skip
 # QCD pp -> bbbb (after the generator-level cut): four-tag efficiency measured with 600k events,
 # seed 1; 6.03e3 fb (constants.QCD_4B_XSEC_AFTER_FOUR_TAG) / this = xsec.QCD_XSEC_FB
-QCD_FOUR_TAG_EFFICIENCY = 0.03107  # +- 0.00022
+QCD_FOUR_TAG_EFFICIENCY = 0.020972  # +- 0.000185
 
 
 def resonant_accepted_target(m_x):

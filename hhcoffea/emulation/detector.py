@@ -2,23 +2,32 @@
 b-tagging, MET and leptons. Calibrated against showered samples of the same hard processes
 (``shower``, Pythia 8 + FastJet; ``benchmarks/fidelity.py``), not against the paper directly.
 
-Every process gets extra ISR/UE partons (Poisson count, mean ``ISR_MEAN``, falling pT, mostly
-light, c and b from gluon splitting), recorded in GenPart with status 43 and mother -1. Every
-hard final parton radiates one gluon with probability ``FSR_PROBABILITY`` (z and opening angle
-log-distributed, the parton recoiling; ``_final_state_radiation``); the wide emissions make
-what makes showered events messy: b jets that lose energy and whose axis leaves the quark's
-cone, extra jets, quarks with two jets in their cone.
+Every process gets extra ISR/UE partons (``_isr``: underlying-event-like ones with a
+negative-binomial count and a falling pT, plus initial-state shower emissions whose number and
+pT grow with the hard system's pT), one more that balances the hard system's pT
+(``_with_recoil``; colour-singlet X and hh systems get the hard recoil of a shower that runs to
+the kinematic limit, ``processes``), mostly light, c and b from gluon splitting; all recorded in
+GenPart with status 43 and mother -1. Every hard final parton radiates one gluon with a fraction
+z of its pT and a transverse momentum kT relative to it whose distribution does not depend on
+the parton's pT (``_final_state_radiation``): the emission angle kT / (z (1 - z) pT) is wide for
+soft partons and collinear for hard ones. So a soft b quark loses energy out of its cone and its
+jet's axis leaves the quark's cone, falls below the pT thresholds more often and makes extra
+jets, while a hard one keeps its energy inside the cone, as in a shower (showered b quarks: a
+jet within dR < 0.1 for 55% at 45 GeV, 98% above 250 GeV; the emulation 58% and 95%).
 
 Partons closer than dR < 0.4 are merged into one jet (four-vector sum; flavour b > c > light):
 overlapping jets. Each jet: semileptonic b/c decays put a fraction of the parton four-vector
 into a neutrino (-> MET); a response r(pT) = ``RESPONSE_INF`` - ``RESPONSE_A``/sqrt(pT) scales
-the rest (the rest of the out-of-cone loss; ~0.91 at 60 GeV); a jet's mass adds a shower term
-(~13% of pT) to the parton mass; ``measure_jets`` smears eta/phi by ``ANGLE_SMEAR``/pT and pT
-with ``constants.jet_resolution`` (5.2% (+) 150%/sqrt(pT)), the step shared with the showered
-samples; jets need pT >= 20 GeV and |eta| < 4.5 and are pT-ordered. Tuned on non-resonant SM
-hh (DL1r_77, four-tag events) to the showered sample's fully matched fraction (0.81 vs 0.83),
-jet multiplicity over all jets >= 20 GeV (12/25/63% vs 13/24/63% in 4/5/>=6), truth-paired
-m_h1/m_h2 peaks (125/111 vs 125/115 GeV) and min-dR pairing efficiency (0.86 vs 0.84).
+the rest (hadronisation; ~0.92 at 60 GeV); a jet's mass adds a shower term (``JET_MASS_OFFSET``
+(+) ``JET_MASS_FRACTION`` pT, falling from ~17% of pT at 50 GeV to ~9% at 300 GeV) to the
+parton mass; ``measure_jets`` smears eta/phi by ``ANGLE_SMEAR``/pT and pT with
+``constants.jet_resolution`` (5.2% (+) 150%/sqrt(pT)), the step shared with the showered
+samples; jets need pT >= 20 GeV and |eta| < 4.5 and are pT-ordered. Tuned (EMULATION_VERSION 3)
+against showered non-resonant hh at kappa_lambda = 1, 5 and -5 and resonant m_X = 500 (DL1r_77
+/ MV2c10_70, four-tag events; ``benchmarks/fidelity.py``): per b quark, the jet's distance and
+response against the quark's pT; per event, the four-tag efficiency, fully matched fraction, jet
+multiplicity over all jets >= 20 GeV, non-Higgs tagged jets among the four leading tags,
+truth-paired m_h1/m_h2 and min-dR pairing efficiency, all within a few percent of the shower.
 
 b-tagging: per jet truth flavour at the working point (constants.BTAG_WORKING_POINTS):
 P = b_efficiency (flavour 5), 1/c_rejection (4), 1/light_rejection (otherwise), and only inside
@@ -47,33 +56,49 @@ __all__ = ["BTAG_ETA_MAX", "measure_jets", "simulate"]
 # ---------------------------------------------------------------------------------------------
 # Emulation tuning (not PHYSICS.md; the jet resolution is constants.jet_resolution)
 # ---------------------------------------------------------------------------------------------
-# ISR/FSR partons: Poisson count (capped), Pareto pT above ISR_PT_MIN, Gaussian eta
-ISR_MEAN = 4.0  # with the UE-like soft partons: 4/5/>=6 jets as in showered samples
-ISR_MAX = 12  # P(Poisson(4) > 12) = 5e-4
+# ISR/UE partons (_isr): underlying-event-like ones, a negative binomial of mean ISR_MEAN, and the
+# initial-state shower's, ISR_PER_LOG per unit of ln(pT_system / ISR_PT_MIN); plus the parton that
+# balances the system's pT (_with_recoil). 4/5/>=6 jets as in showered samples
+ISR_MEAN = 1.0
+ISR_ACTIVITY_SHAPE = 2.0
+ISR_PER_LOG = 0.65
+ISR_MAX = 12
 ISR_PT_MIN = 15.0
 ISR_PT_INDEX = 2.2  # pdf ~ pT^-(1 + index)
 ISR_PT_MAX = 1500.0
 ISR_ETA_SPREAD = 2.0
 ISR_ETA_MAX = 5.0  # clip (keeps the parton energies physical)
-ISR_FRACTION_C = 0.20  # c and b from the shower (g -> cc, bb): the fake fourth tags
-ISR_FRACTION_B = 0.06  # g -> bb
+ISR_FRACTION_C = 0.14  # c and b from the shower (g -> cc, bb): the fake fourth tags (with the
+ISR_FRACTION_B = 0.04  # harder ISR, as many non-Higgs tagged jets in four-tag events as showered)
+# the ISR parton that balances the hard system's pT (_with_recoil): c / b fractions
+RECOIL_FRACTION_C = 0.0
+RECOIL_FRACTION_B = 0.0
 
-# FSR off the hard final partons (see _final_state_radiation); tuned against showered samples
-FSR_PROBABILITY = 0.5
-FSR_Z_MIN, FSR_Z_MAX = 0.05, 0.5
-FSR_THETA_MIN, FSR_THETA_MAX = 0.05, 2.0
+# FSR off the hard final partons (see _final_state_radiation); tuned against showered samples.
+# The emission's transverse momentum kT relative to the parton has a pT-independent (Weibull)
+# distribution, so its angle theta = kT / (z (1 - z) pT) is wide for soft partons and collinear
+# for hard ones (as in a kT-ordered shower).
+FSR_PROBABILITY = 1.0
+FSR_Z_MIN, FSR_Z_MAX = 0.05, 0.7
+FSR_KT_SCALE = 4.5  # GeV: P(kT > k) = exp(-(k / FSR_KT_SCALE)^FSR_KT_SHAPE)
+FSR_KT_SHAPE = 0.6
+FSR_THETA_MAX = 2.5  # wider emissions are put at this angle
+FSR_EDGE = 0.15  # width of the cone's edge, over which a gluon's hadrons are shared (see there)
 
 # detector
 MERGE_DR = 0.4  # anti-kT R = 0.4
-RESPONSE_INF = 0.89  # r(pT) = RESPONSE_INF - RESPONSE_A / sqrt(pT / GeV): 0.91 at 60 GeV, 0.90 at
-RESPONSE_A = -0.15  # 150 GeV (the FSR emissions carry the rest of the out-of-cone loss)
+RESPONSE_INF = 1.0  # r(pT) = RESPONSE_INF - RESPONSE_A / sqrt(pT / GeV): 0.92 at 60 GeV, 0.97 at
+RESPONSE_A = 0.6  # 400 GeV (hadronisation; the FSR emissions carry the out-of-cone loss)
 RESPONSE_MIN = 0.5
-SEMILEPTONIC_B = 0.20  # probability that a b jet loses a neutrino
+SEMILEPTONIC_B = 0.30  # probability that a b jet loses a neutrino (b -> l nu X, and b -> c -> l nu)
 SEMILEPTONIC_C = 0.10
-NEUTRINO_FRACTION_BETA = (1.5, 8.5)  # fraction of the parton momentum carried by the neutrino
+NEUTRINO_FRACTION_BETA = (1.5, 6.0)  # fraction of the parton momentum carried by the neutrino (mean 0.2)
 ANGLE_SMEAR = 1.0  # GeV: sigma(eta) = sigma(phi) = min(ANGLE_SMEAR / pT, ANGLE_SMEAR_MAX)
 ANGLE_SMEAR_MAX = 0.05
-JET_MASS_FRACTION = 0.13  # shower mass: m_jet^2 = m^2 + (f pT)^2, f ~ lognormal(median 0.13)
+# shower mass: m_jet^2 = m^2 + s^2 (JET_MASS_OFFSET^2 + (JET_MASS_FRACTION pT)^2), s ~ lognormal
+# (median 1): m_jet / pT falls with pT (showered b jets: 0.17 at 50 GeV, 0.10 at 300 GeV)
+JET_MASS_FRACTION = 0.07
+JET_MASS_OFFSET = 5.0  # GeV
 JET_MASS_SPREAD = 0.35
 JET_ETA_MAX = 4.5
 BTAG_ETA_MAX = C.FOUR_TAG_ETA_MAX  # b-tagging only inside the tracker
@@ -82,22 +107,62 @@ LEPTON_RATE = 0.02  # mean electrons (and muons) per event
 LEPTON_PT_MIN, LEPTON_PT_SLOPE = 10.0, 15.0
 
 
-def _isr(rng, n):
-    """ISR/FSR partons as flat arrays (event index, position in event, pt, eta, phi, mass, pdgId)."""
-    count = np.minimum(rng.poisson(ISR_MEAN, n), ISR_MAX)
+def _isr(rng, n, recoil_pt):
+    """ISR/UE partons as flat arrays (event index, position in event, pt, eta, phi, mass, pdgId).
+
+    Two kinds per event, the underlying-event-like ones first: a negative-binomial count (mean
+    ``ISR_MEAN``; a Poisson whose mean fluctuates with the event's activity, Gamma of shape
+    ``ISR_ACTIVITY_SHAPE``) with a steeply falling (Pareto) pT above ``ISR_PT_MIN``; then the
+    initial-state shower's emissions below the hard system's ``recoil_pt`` = Q: a Poisson count of
+    mean ``ISR_PER_LOG`` ln(Q / ``ISR_PT_MIN``), pT log-uniform in [``ISR_PT_MIN``, Q], so a harder
+    shower brings more and harder jets (showered hh: 1.0 extra jets below pT(hh) = 30 GeV, 3.3
+    above 160 GeV)."""
+    activity = rng.gamma(ISR_ACTIVITY_SHAPE, 1.0 / ISR_ACTIVITY_SHAPE, n)
+    n_ue = rng.poisson(ISR_MEAN * activity)
+    log_q = np.log(np.maximum(recoil_pt, ISR_PT_MIN) / ISR_PT_MIN)
+    count = np.minimum(n_ue + rng.poisson(ISR_PER_LOG * log_q), ISR_MAX)
     total = int(count.sum())
     evt = np.repeat(np.arange(n), count)
     local = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-    pt = np.minimum(ISR_PT_MIN * (1.0 - rng.uniform(0.0, 1.0, total)) ** (-1.0 / ISR_PT_INDEX), ISR_PT_MAX)
+    u = rng.uniform(0.0, 1.0, total)
+    pt = np.where(local < n_ue[evt], np.minimum(ISR_PT_MIN * (1.0 - u) ** (-1.0 / ISR_PT_INDEX), ISR_PT_MAX),
+                  ISR_PT_MIN * np.exp(u * log_q[evt]))
     eta = np.clip(rng.normal(0.0, ISR_ETA_SPREAD, total), -ISR_ETA_MAX, ISR_ETA_MAX)
     phi = rng.uniform(-np.pi, np.pi, total)
-    r = rng.uniform(0.0, 1.0, total)
-    sign = np.where(rng.uniform(0.0, 1.0, total) < 0.5, 1, -1)
-    is_b = r < ISR_FRACTION_B
-    is_c = (r >= ISR_FRACTION_B) & (r < ISR_FRACTION_B + ISR_FRACTION_C)
+    pdg, mass = _isr_flavour(rng, total, ISR_FRACTION_C, ISR_FRACTION_B)
+    return count, evt, local, pt, eta, phi, mass, pdg
+
+
+def _isr_flavour(rng, size, fraction_c, fraction_b):
+    """pdgId and mass of ISR partons: gluons, c and b (either sign) in the given fractions."""
+    r = rng.uniform(0.0, 1.0, size)
+    sign = np.where(rng.uniform(0.0, 1.0, size) < 0.5, 1, -1)
+    is_b = r < fraction_b
+    is_c = (r >= fraction_b) & (r < fraction_b + fraction_c)
     pdg = np.where(is_b, PDG_B * sign, np.where(is_c, PDG_C * sign, PDG_G)).astype(np.int32)
     mass = np.where(is_b, B_QUARK_MASS, np.where(is_c, C_QUARK_MASS, 0.0))
-    return count, evt, local, pt, eta, phi, mass, pdg
+    return pdg, mass
+
+
+def _with_recoil(rng, sx, sy, isr):
+    """``isr`` (as :func:`_isr` returns it) with one more parton per event, last in its event: the
+    initial-state emission that balances the hard system's transverse momentum (sx, sy), so a hard
+    system comes with a hard ISR jet (Gaussian eta as the other ISR partons; a gluon, or c / b in
+    ``RECOIL_FRACTION_C`` / ``RECOIL_FRACTION_B``: a hard gluon jet rarely holds heavy flavour)."""
+    count, evt, local, pt, eta, phi, mass, pdg = isr
+    n = count.size
+    r_eta = np.clip(rng.normal(0.0, ISR_ETA_SPREAD, n), -ISR_ETA_MAX, ISR_ETA_MAX)
+    r_pdg, r_mass = _isr_flavour(rng, n, RECOIL_FRACTION_C, RECOIL_FRACTION_B)
+    new_count = count + 1
+    start = np.cumsum(new_count) - new_count
+    old_pos, new_pos = start[evt] + local, start + count
+    out = []
+    for old, new in ((evt, np.arange(n)), (local, count), (pt, np.hypot(sx, sy)), (eta, r_eta),
+                     (phi, np.arctan2(-sy, -sx)), (mass, r_mass), (pdg, r_pdg)):
+        a = np.empty(old.size + n, dtype=np.result_type(old, new))
+        a[old_pos], a[new_pos] = old, new
+        out.append(a)
+    return (new_count, *out)
 
 
 def _flavour(pdg):
@@ -128,10 +193,13 @@ def _listoffset(content: dict, counts) -> ak.Array:
 
 def _final_state_radiation(rng, pt, eta, phi, alive, nf, first_slot):
     """Hard final partons radiate: with probability ``FSR_PROBABILITY`` one gluon takes a fraction
-    z (log-uniform in [``FSR_Z_MIN``, ``FSR_Z_MAX``]) of the parton's pT at an opening angle theta
-    (log-uniform in [``FSR_THETA_MIN``, ``FSR_THETA_MAX``], collinear-enhanced) to the recoiling
-    parton, which keeps 1 - z; their pT-weighted axis stays the parton's (small-angle recoil:
-    gluon at (1 - z) theta, parton at z theta on the other side). Written into slots
+    z (log-uniform in [``FSR_Z_MIN``, ``FSR_Z_MAX``]) of the parton's pT with a transverse momentum
+    kT relative to it (Weibull, scale ``FSR_KT_SCALE``, shape ``FSR_KT_SHAPE``, the same for every
+    parton pT), i.e. at an opening angle theta = kT / (z (1 - z) pT) (at most ``FSR_THETA_MAX``)
+    to the recoiling parton, which keeps 1 - z: a soft b quark radiates at wide angles (energy
+    out of the cone, its jet's axis off the quark), a hard one inside its cone. Their pT-weighted
+    axis stays the parton's (small-angle recoil: gluon at (1 - z) theta, parton at z theta on the
+    other side). Written into slots
     ``first_slot + j`` (light flavour). The merging step puts emissions within dR < 0.4 back
     into one jet, so only wide ones change anything, as in a shower: a b jet that loses energy
     and whose axis leaves the quark's cone, an extra jet, a quark with two jets in its cone."""
@@ -144,11 +212,15 @@ def _final_state_radiation(rng, pt, eta, phi, alive, nf, first_slot):
     row, q = np.divmod(e, nf)
     parton, gluon = row * m + q, row * m + first_slot + q
     z = FSR_Z_MIN * (FSR_Z_MAX / FSR_Z_MIN) ** u[1].reshape(-1)[e]
-    theta = FSR_THETA_MIN * (FSR_THETA_MAX / FSR_THETA_MIN) ** u[2].reshape(-1)[e]
+    kt = FSR_KT_SCALE * (-np.log1p(-u[2].reshape(-1)[e])) ** (1.0 / FSR_KT_SHAPE)
     u3 = u[3].reshape(-1)[e]
     c, s = np.cos(2.0 * np.pi * u3), np.sin(2.0 * np.pi * u3)
     pt_f, eta_f, phi_f = pt.reshape(-1), eta.reshape(-1), phi.reshape(-1)
     pt0, e0, p0 = pt_f[parton], eta_f[parton], phi_f[parton]
+    theta = np.minimum(kt / (z * (1.0 - z) * pt0), FSR_THETA_MAX)
+    # a gluon just outside the cone leaves part of its hadrons to the harder jet (anti-kT): the
+    # separate part falls from all at theta = R + FSR_EDGE to none at theta = R
+    z = z * np.clip((theta - MERGE_DR) / FSR_EDGE, 0.0, 1.0)
     pt_f[gluon] = z * pt0
     eta_f[gluon] = np.clip(e0 + (1.0 - z) * theta * c, -ISR_ETA_MAX, ISR_ETA_MAX)
     phi_f[gluon] = (p0 + (1.0 - z) * theta * s + np.pi) % (2 * np.pi) - np.pi
@@ -245,7 +317,10 @@ def simulate(rng, hard: HardProcess, working_point: str) -> dict:
     (hpx, hpy, hpz, _), hmass, hpdg, hstatus, hmother, hfinal = hard.columns()
     k = hpx.shape[1]
     hpt, heta, hphi = _ptetaphi(hpx, hpy, hpz)
-    icount, ievt, ilocal, ipt, ieta, iphi, imass, ipdg = _isr(rng, n)
+    fin = np.nonzero(hfinal)[0]
+    sx, sy = hpx[:, fin].sum(axis=1), hpy[:, fin].sum(axis=1)
+    isr = _with_recoil(rng, sx, sy, _isr(rng, n, np.hypot(sx, sy)))
+    icount, ievt, ilocal, ipt, ieta, iphi, imass, ipdg = isr
 
     # --- GenPart: the hard entries, then the ISR partons (status 43, mother -1)
     gcount = k + icount
@@ -273,10 +348,11 @@ def simulate(rng, hard: HardProcess, working_point: str) -> dict:
         gcount,
     )
 
-    # --- partons that make jets: padded (n, m) arrays, hard final partons, ISR, then FSR
-    fin = np.nonzero(hfinal)[0]
+    # --- partons that make jets: padded (n, m) arrays, hard final partons, ISR (with the recoil
+    # parton), then FSR
     nf = fin.size
-    m = nf + ISR_MAX + nf
+    isr_slots = ISR_MAX + 1
+    m = nf + isr_slots + nf
     pt = np.zeros((n, m))
     eta = np.zeros((n, m))
     phi = np.zeros((n, m))
@@ -290,7 +366,7 @@ def simulate(rng, hard: HardProcess, working_point: str) -> dict:
     pt[slot], eta[slot], phi[slot], mass[slot] = ipt, ieta, iphi, imass
     flav[slot] = _flavour(ipdg)
     alive[slot] = True
-    _final_state_radiation(rng, pt, eta, phi, alive, nf, nf + ISR_MAX)
+    _final_state_radiation(rng, pt, eta, phi, alive, nf, nf + isr_slots)
 
     # --- merging (anti-kT-like, R = 0.4): a parton within dR < 0.4 of an earlier surviving one
     # joins it; the merged jet takes the higher flavour (b > c > light)
@@ -313,8 +389,8 @@ def simulate(rng, hard: HardProcess, working_point: str) -> dict:
     response = np.clip(RESPONSE_INF - RESPONSE_A / np.sqrt(np.maximum(pt_vis, 1.0)), RESPONSE_MIN, 1.0)
     pt_true = response * pt_vis
     mass_true = response * (1.0 - f_nu) * massp
-    shower = JET_MASS_FRACTION * np.exp(JET_MASS_SPREAD * rng.standard_normal(size))
-    mass_shower = np.sqrt(mass_true**2 + (shower * pt_true) ** 2)
+    shower = np.exp(JET_MASS_SPREAD * rng.standard_normal(size))
+    mass_shower = np.sqrt(mass_true**2 + shower**2 * (JET_MASS_OFFSET**2 + (JET_MASS_FRACTION * pt_true) ** 2))
     pt_j, eta_j, phi_j, mass_j = measure_jets(rng, pt_true, etap, phip, mass_shower)
 
     # MET: neutrinos + jet mismeasurement (true - measured) + jets beyond the calorimeter + noise

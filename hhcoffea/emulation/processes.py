@@ -6,12 +6,14 @@ simple, documented densities; nothing here is a matrix-element calculation. A pr
 arrays in GenPart order; ``detector.simulate`` adds ISR/FSR and makes jets from them.
 
 ``resonant``
-    gg -> X (pdgId 35) -> hh -> bbbb. X: Breit-Wigner mass (``X_WIDTH`` GeV), small pT
-    (Gamma-distributed, mean ~22 GeV), Gaussian rapidity whose spread shrinks with m_X.
+    gg -> X (pdgId 35) -> hh -> bbbb. X: Breit-Wigner mass (``X_WIDTH`` GeV), pT of the
+    initial-state recoil of a colour singlet (Gamma-distributed, scale growing as m_X^0.56:
+    mean ~130 GeV at 500 GeV), Gaussian rapidity whose spread shrinks with m_X.
     X -> hh and h -> bb are isotropic in the parent rest frame.
 ``nonresonant``
     ggF hh -> bbbb at any kappa_lambda: m_hh from ``xsec.sample_mhh`` (the LO heavy-top density);
-    the hh system gets a small pT and decays isotropically.
+    the hh system gets the pT of a colour singlet's initial-state recoil (as the resonant X) and
+    decays isotropically.
 ``qcd``
     QCD multi-b (pp -> bbbb): a 4b system with a falling mass spectrum (dsigma/dM ~ M^-3.8
     above ``QCD_M_MIN`` = 200 GeV), split into two b-bbar pairs with log-uniform masses and a
@@ -55,7 +57,15 @@ X_WIDTH = 3.0  # GeV, narrow resonance ("a few GeV")
 BW_TRUNCATION = 10.0  # Breit-Wigner masses drawn within +-10 widths
 
 # production of the hard system (X, hh, 4b, tt): pT ~ Gamma(k, theta); y ~ N(0, sigma_y)
-SYSTEM_PT_SHAPE, SYSTEM_PT_SCALE = 1.5, 15.0  # mean 22.5 GeV
+SYSTEM_PT_SHAPE, SYSTEM_PT_SCALE = 1.5, 15.0  # mean 22.5 GeV (4b, tt)
+# colour-singlet systems (X, hh): the initial-state shower runs up to the kinematic limit (Pythia 8's
+# default for a colour-singlet final state), so the recoil grows with the system mass M:
+# theta = SINGLET_PT_SCALE (M / SINGLET_PT_M_REF)^SINGLET_PT_POWER. Showered hh samples: median
+# pT(hh) 58 GeV at m_hh = 275 GeV, 69 GeV at 400, 100 GeV above 600 (mean / median 1.65)
+SINGLET_PT_SHAPE = 0.8
+SINGLET_PT_SCALE = 140.0  # GeV, at M = SINGLET_PT_M_REF: mean 112 GeV, median 73 GeV
+SINGLET_PT_M_REF = 400.0
+SINGLET_PT_POWER = 0.56
 RAPIDITY_SPREAD = 0.35  # sigma_y = 0.35 ln(sqrt_s / M), clipped to [0.3, 2.0]
 
 # qcd 4b: dsigma/dM ~ M^-QCD_M_POWER for M > QCD_M_MIN; pair masses log-uniform. Tuned so that
@@ -143,10 +153,14 @@ def _two_body(rng, parent, mass, m1, m2, cos_theta=None):
     return _daughters(parent, m1, m2, pstar, qx, qy, qz)
 
 
-def _system(rng, mass):
-    """Four-vector of a gg-produced system of ``mass``: small pT, rapidity spread."""
+def _system(rng, mass, singlet=False):
+    """Four-vector of a gg-produced system of ``mass``: pT from the initial-state recoil (small for
+    coloured final states; growing with the mass for a colour ``singlet``), rapidity spread."""
     n = mass.shape[0]
-    pt = rng.gamma(SYSTEM_PT_SHAPE, SYSTEM_PT_SCALE, n)
+    if singlet:
+        pt = rng.gamma(SINGLET_PT_SHAPE, 1.0, n) * (SINGLET_PT_SCALE * (mass / SINGLET_PT_M_REF) ** SINGLET_PT_POWER)
+    else:
+        pt = rng.gamma(SYSTEM_PT_SHAPE, SYSTEM_PT_SCALE, n)
     sigma_y = np.clip(RAPIDITY_SPREAD * np.log(SQRT_S / mass), 0.3, 2.0)
     y = rng.normal(0.0, 1.0, n) * sigma_y
     phi = rng.uniform(-np.pi, np.pi, n)
@@ -215,7 +229,7 @@ def _hh_from_system(rng, hard, system, mhh, mother):
 
 def _hard_resonant(rng, n, m_x, kappa_lambda):
     mass = _breit_wigner(rng, n, m_x, X_WIDTH, low=2 * C.HIGGS_MASS + 1e-3)
-    system = _system(rng, mass)
+    system = _system(rng, mass, singlet=True)
     hard = HardProcess(n)
     ix = hard.add(system, mass, PDG_X, STATUS_INTERMEDIATE, -1, False)
     _hh_from_system(rng, hard, system, mass, ix)
@@ -224,7 +238,7 @@ def _hard_resonant(rng, n, m_x, kappa_lambda):
 
 def _hard_nonresonant(rng, n, m_x, kappa_lambda):
     mhh = sample_mhh(rng, n, kappa_lambda)
-    system = _system(rng, mhh)
+    system = _system(rng, mhh, singlet=True)
     hard = HardProcess(n)
     _hh_from_system(rng, hard, system, mhh, -1)
     return hard

@@ -36,7 +36,7 @@ def btag_bits() -> dict[str, int]:
 TREE_NAME = "Events"
 # bumped whenever the same seed gives different events (a recalibration); the sidecar records it,
 # so a job remakes samples written by an older emulation
-EMULATION_VERSION = 2
+EMULATION_VERSION = 3
 
 
 def _compression():
