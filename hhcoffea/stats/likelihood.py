@@ -7,6 +7,9 @@ the modifiers :mod:`hhcoffea.stats.workspace` writes -- ``normfactor``, ``lumi``
 |alpha| < 1 and a 6th-order polynomial inside; ``code4p``: linear outside, polynomial inside) --
 with Gaussian constraints. Parameter order, bounds, initial
 values, fixed flags, auxiliary data and constraint widths are all taken from ``model.config``.
+Yields are held as rows of (sample, channel) (:mod:`hhcoffea.stats.model_layout`): a sample name
+in several channels, as multi-region workspaces have, is one pyhf sample whose modifiers act only
+in the channels that list them, and a modifier name in several channels is one parameter.
 Every modifier's type and interpolation code is checked against that list (a ``histosys`` with
 ``code2``, a ``shapesys`` ... raise a one-line ``ValueError`` naming the modifier), a background
 bin with no expected events is refused (naming channel and bin), and the constructor compares
@@ -33,15 +36,12 @@ import pyhf
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
+from .model_layout import SUPPORTED_MODIFIERS, UnsupportedModelError, check_background, read_layout
+
 __all__ = ["FastModel", "FitResult", "BatchFitResult", "UnsupportedModelError", "SUPPORTED_MODIFIERS"]
 
-#: modifier type -> the interpolation code FastModel implements (None: no interpolation)
-SUPPORTED_MODIFIERS = {"normfactor": None, "lumi": None, "staterror": None, "normsys": "code4", "histosys": "code4p"}
 _TINY = 1e-12  # floor for yields pulled to zero by a fit step (only inside minimisation)
 
-
-class UnsupportedModelError(ValueError):
-    """The pyhf model uses a modifier, interpolation code or yield FastModel does not implement."""
 
 # pyhf.interpolators.code4 with alpha0 = 1: polynomial coefficients a_1..a_6 = _CODE4_AINV @ b
 _CODE4_AINV = np.array(
@@ -217,53 +217,19 @@ class FastModel:
         self.bounds = np.asarray(cfg.suggested_bounds(), dtype=float)
         self.fixed = np.asarray(cfg.suggested_fixed(), dtype=bool)
 
-        codes = self._interpolation_codes(model)
-        spec_channels = {ch["name"]: ch for ch in model.spec["channels"]}
-        offsets, start = {}, 0
-        for ch in cfg.channels:
-            offsets[ch] = start
-            start += cfg.channel_nbins[ch]
-        self.nbins = start
-        self.samples = list(cfg.samples)
-        nsamp = len(self.samples)
-        self.nominal = np.zeros((nsamp, self.nbins))
-        self.stat_index = np.full((nsamp, self.nbins), -1, dtype=int)  # gamma parameter per cell
-        factor_mods = []  # (sample, param index, kind, (hi, lo), code4 coefficients) scalar factors
-        hist_mods = []  # (sample, param index, slice, up - nom, nom - down)
-        for ch in cfg.channels:
-            sl = slice(offsets[ch], offsets[ch] + cfg.channel_nbins[ch])
-            for sample in spec_channels[ch]["samples"]:
-                s = self.samples.index(sample["name"])
-                nom = np.asarray(sample["data"], dtype=float)
-                self.nominal[s, sl] = nom
-                for mod in sample.get("modifiers", []):
-                    kind, name = mod["type"], mod["name"]
-                    if kind not in SUPPORTED_MODIFIERS:
-                        raise UnsupportedModelError(
-                            f"modifier {name!r} (type {kind!r}, sample {sample['name']!r}, channel {ch!r}) is not "
-                            f"implemented by FastModel (it implements {', '.join(SUPPORTED_MODIFIERS)})"
-                        )
-                    want = SUPPORTED_MODIFIERS[kind]
-                    if want is not None and codes.get(kind) != want:
-                        raise UnsupportedModelError(
-                            f"modifier {name!r} (type {kind!r}) uses interpolation {codes.get(kind)!r}; FastModel "
-                            f"implements {kind} only with {want!r} (pyhf's default)"
-                        )
-                    psl = cfg.par_slice(name)
-                    if kind in ("normfactor", "lumi"):
-                        factor_mods.append((s, psl.start, kind, None, None))
-                    elif kind == "normsys":
-                        hi, lo = float(mod["data"]["hi"]), float(mod["data"]["lo"])
-                        factor_mods.append((s, psl.start, kind, (hi, lo), _code4_coefficients(hi, lo)))
-                    elif kind == "staterror":
-                        self.stat_index[s, sl] = np.arange(psl.start, psl.stop)
-                    else:  # histosys
-                        up = np.asarray(mod["data"]["hi_data"], dtype=float)
-                        dn = np.asarray(mod["data"]["lo_data"], dtype=float)
-                        hist_mods.append((s, psl.start, sl, up - nom, nom - dn))
-        self._factor = factor_mods
-        self._hist = hist_mods
-        self._check_background(cfg, offsets)
+        # rows of (sample, channel): every modifier acts on whole rows (see model_layout)
+        layout = read_layout(model)
+        check_background(layout)
+        self.layout = layout
+        self.samples = layout.samples
+        self.rows = layout.rows
+        self.nbins = layout.nbins
+        self.nominal = layout.nominal
+        self.stat_index = layout.stat_index  # gamma parameter per (row, bin), -1 for none
+        # scalar factors (row, param index, kind, (hi, lo), code4 coefficients)
+        self._factor = [(r, p, kind, hilo, None if hilo is None else _code4_coefficients(*hilo))
+                        for r, p, kind, hilo in layout.factors]
+        self._hist = list(layout.histosys)  # (row, param index, bins, up - nom, nom - down)
         # constraint terms (all Gaussian): parameter indices, aux positions, widths
         idx, sig = [], []
         for name in cfg.auxdata_order:
@@ -278,38 +244,12 @@ class FastModel:
         self._constr_norm = float(np.sum(np.log(self.constr_sigma * np.sqrt(2 * np.pi))))
         self.scale = np.ones(self.npars)
         self.scale[self.constr_index] = self.constr_sigma
-        # per sample: the indices of its scalar-factor modifiers (batched Jacobian)
-        self._factor_by_sample = [[i for i, m in enumerate(factor_mods) if m[0] == s] for s in range(nsamp)]
+        # per row: the indices of its scalar-factor modifiers (batched Jacobian)
+        self._factor_by_row = [[i for i, m in enumerate(self._factor) if m[0] == r] for r in range(len(self.rows))]
         # staterror gammas act on one bin each; the batched fitter needs at most one gamma per bin
         self._gamma_bins = self._stat_bins()
         if check:
             self._check()
-
-    @staticmethod
-    def _interpolation_codes(model) -> dict[str, str]:
-        """Interpolation code per modifier type as pyhf applies it (not as requested)."""
-        appliers = getattr(model.main_model, "modifiers_appliers", {})
-        return {k: getattr(a, "interpcode", None) for k, a in appliers.items()}
-
-    def _check_background(self, cfg, offsets) -> None:
-        """Refuse a bin whose expectation without the POI-scaled samples is zero (logpdf -inf at mu = 0)."""
-        poi = cfg.poi_name
-        with_poi = set()
-        if poi is not None:
-            for ch in self.model.spec["channels"]:
-                for sample in ch["samples"]:
-                    if any(m["type"] == "normfactor" and m["name"] == poi for m in sample.get("modifiers", [])):
-                        with_poi.add(sample["name"])
-        bkg = np.array([s not in with_poi for s in self.samples])
-        total = self.nominal[bkg].sum(axis=0) if bkg.any() else np.zeros(self.nbins)
-        bad = np.flatnonzero(~(total > 0))
-        if bad.size:
-            b = int(bad[0])
-            ch = max((c for c in cfg.channels if offsets[c] <= b), key=lambda c: offsets[c])
-            raise UnsupportedModelError(
-                f"channel {ch!r} bin {b - offsets[ch]} has {total[b]:g} expected background events: the likelihood "
-                "needs a positive background in every bin (merge or drop empty bins)"
-            )
 
     def _stat_bins(self) -> np.ndarray | None:
         """Bin of each staterror gamma when every bin has at most one gamma, else None."""
@@ -537,21 +477,24 @@ class FastModel:
         self._K_cols, self._G_cols = _as_slice(self._others), _as_slice(self._gammas)
         # gamma k in bin k (the usual layout): slices instead of fancy-index copies
         self._gamma_in_order = gb is not None and np.array_equal(gb[self._gammas], np.arange(self.nbins))
-        self._stat_full = self._gamma_in_order and bool(np.all(self.stat_index == self._gammas[None, :]))
+        # every row carries its bins' gammas (a row is zero outside its channel: those cells do not count)
+        self._stat_full = self._gamma_in_order and bool(
+            np.all((self.stat_index == self._gammas[None, :]) | ~self.layout.row_mask())
+        )
         self._cvar = np.full(self.npars, np.inf)
         self._cvar[self.constr_index] = self.constr_sigma**2
         self._inv_var = 1.0 / self._cvar  # 0 for unconstrained parameters
         self._inv_sigma = np.sqrt(self._inv_var)
         # samples carrying each gamma (mask (S, n_gammas)) and its bin
         self._gamma_bin = gb[self._gammas] if gb is not None else np.zeros(0, dtype=int)
-        self._gamma_samples = np.zeros((len(self.samples), self._gammas.size), dtype=bool)
+        self._gamma_samples = np.zeros((len(self.rows), self._gammas.size), dtype=bool)
         for k, (p, b) in enumerate(zip(self._gammas, self._gamma_bin)):
             self._gamma_samples[:, k] = self.stat_index[:, b] == p
 
     def _factors_many(self, P: np.ndarray):
         """Per-sample scalar factor (T, S), each factor modifier's value and derivative (T,)."""
         T = P.shape[0]
-        fs = np.ones((T, len(self.samples)))
+        fs = np.ones((T, len(self.rows)))
         vals = []
         for s, p, kind, hilo, coef in self._factor:
             f, df = _normsys_factor_many(P[:, p], *hilo, coef) if kind == "normsys" else (P[:, p], None)
@@ -561,6 +504,8 @@ class FastModel:
 
     def _base_many(self, P: np.ndarray) -> np.ndarray:
         """Nominal + histosys shifts times the staterror gammas, (T, S, B)."""
+        if not hasattr(self, "_others"):  # the *_many paths before any fit_many
+            self._prepare_many()
         T = P.shape[0]
         A = np.broadcast_to(self.nominal, (T, *self.nominal.shape))
         if self._hist:
@@ -593,9 +538,9 @@ class FastModel:
         pos = self._kpos
         # d f_s / d theta_k of every sample's scalar factor (T, K, S), then one batched product with
         # the base yields gives the (T, K, B) rows (a strided += per modifier costs ~10x more)
-        C = np.zeros((T, self._others.size, len(self.samples)))
-        for s in range(len(self.samples)):
-            mods = self._factor_by_sample[s]
+        C = np.zeros((T, self._others.size, len(self.rows)))
+        for s in range(len(self.rows)):
+            mods = self._factor_by_row[s]
             for i in mods:
                 p = self._factor[i][1]
                 # derivative of a product: the other factors times this one's derivative (exact at 0)

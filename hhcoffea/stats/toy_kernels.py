@@ -30,11 +30,14 @@ _NO_RT = {"cache": True, "fastmath": {"reassoc", "contract", "nsz", "arcp"}, "_n
 
 
 class KernelModel(NamedTuple):
-    """A FastModel as flat arrays (S samples, B bins, P parameters, F factor and H histosys modifiers)."""
+    """A FastModel as flat arrays (S rows of (sample, channel), B bins, P parameters, F factor and H
+    histosys modifiers). A row is zero outside its channel's bins ``row_b0`` .. ``row_b1``."""
 
     nominal: np.ndarray  # (S, B)
     stat_index: np.ndarray  # (S, B) staterror gamma of each cell, -1 for none
-    fac_sample: np.ndarray  # (F,) sample a scalar factor multiplies
+    row_b0: np.ndarray  # (S,) first bin of the row's channel
+    row_b1: np.ndarray  # (S,) one past its last bin
+    fac_sample: np.ndarray  # (F,) row a scalar factor multiplies
     fac_par: np.ndarray  # (F,) its parameter
     fac_normsys: np.ndarray  # (F,) True: code4 normsys, False: the parameter itself (normfactor, lumi)
     fac_coef: np.ndarray  # (F, 6) code4 polynomial coefficients
@@ -75,6 +78,8 @@ def pack_model(fast) -> KernelModel:
     return KernelModel(
         nominal=np.ascontiguousarray(fast.nominal, dtype=float),
         stat_index=np.ascontiguousarray(fast.stat_index, dtype=np.int64).reshape(S, B),
+        row_b0=ints([sl.start for sl in fast.layout.row_bins]),
+        row_b1=ints([sl.stop for sl in fast.layout.row_bins]),
         fac_sample=ints([m[0] for m in fast._factor]),
         fac_par=ints([m[1] for m in fast._factor]),
         fac_normsys=np.array([m[2] == "normsys" for m in fast._factor], dtype=np.bool_).reshape(-1),
@@ -100,11 +105,12 @@ def pack_model(fast) -> KernelModel:
 
 @njit(**_NO_RT)
 def _yields(x, m, AG, fs, fval, fder, lam):
-    """Base yields times gammas ``AG`` (S, B), factors per sample ``fs``, each factor's value and
-    derivative, and the expected yields ``lam`` at parameters ``x``."""
+    """Base yields times gammas ``AG`` (S, B), factors per row ``fs``, each factor's value and
+    derivative, and the expected yields ``lam`` at parameters ``x``. Only the bins of each row's
+    channel are written (``AG`` is zero elsewhere from its allocation)."""
     S, B = m.nominal.shape
     for s in range(S):
-        for b in range(B):
+        for b in range(m.row_b0[s], m.row_b1[s]):
             AG[s, b] = m.nominal[s, b]
     for h in range(m.hist_par.size):  # code4p: linear outside |a| < 1, 6th-order polynomial inside
         a, s = x[m.hist_par[h]], m.hist_sample[h]
@@ -118,7 +124,7 @@ def _yields(x, m, AG, fs, fval, fder, lam):
             else:
                 AG[s, b] += a * (0.5 * (du + dd)) + a2 * (a2 * (3.0 * a2 - 10.0) + 15.0) * (0.0625 * (du - dd))
     for s in range(S):
-        for b in range(B):
+        for b in range(m.row_b0[s], m.row_b1[s]):
             p = m.stat_index[s, b]
             if p >= 0:
                 AG[s, b] *= x[p]
@@ -144,11 +150,11 @@ def _yields(x, m, AG, fs, fval, fder, lam):
             f, d = a, 1.0
         fval[i], fder[i] = f, d
         fs[m.fac_sample[i]] *= f
-    for b in range(B):
-        acc = 0.0
-        for s in range(S):
-            acc += fs[s] * AG[s, b]
-        lam[b] = acc
+    lam[:] = 0.0
+    for s in range(S):
+        f = fs[s]
+        for b in range(m.row_b0[s], m.row_b1[s]):
+            lam[b] += f * AG[s, b]
 
 
 @njit(**_NO_RT)
@@ -163,7 +169,7 @@ def _jacobian(x, m, AG, fs, fval, fder, JK, JG):
         for j in range(m.fac_par.size):  # the other factors of the sample (exact where one is 0)
             if j != i and m.fac_sample[j] == s:
                 d *= fval[j]
-        for b in range(B):
+        for b in range(m.row_b0[s], m.row_b1[s]):
             JK[k, b] += d * AG[s, b]
     for h in range(m.hist_par.size):
         a, s, k = x[m.hist_par[h]], m.hist_sample[h], m.kpos[m.hist_par[h]]
@@ -180,7 +186,7 @@ def _jacobian(x, m, AG, fs, fval, fder, JK, JG):
             JK[k, b] += fs[s] * (x[p] if p >= 0 else 1.0) * dd_a
     JG[:] = 0.0
     for s in range(S):
-        for b in range(B):
+        for b in range(m.row_b0[s], m.row_b1[s]):
             p = m.stat_index[s, b]
             if p < 0:
                 continue
@@ -344,7 +350,7 @@ def _newton_step(x, n, aux, free, lo, hi, m, lam, AG, fs, fval, JK, JG, step, gu
         else:
             inner = (((30.0 * c[5] * a + 20.0 * c[4]) * a + 12.0 * c[3]) * a + 6.0 * c[2]) * a + 2.0 * c[1]
         rbase = 0.0
-        for b in range(B):
+        for b in range(m.row_b0[s], m.row_b1[s]):
             rbase += AG[s, b] * r[b]
         others = fs[s] / (fval[i] if fval[i] != 0 else 1.0)
         H[m.kpos[p], m.kpos[p]] += max(rbase * others * inner, 0.0)
@@ -376,8 +382,9 @@ def fit_toys(m, x, n, aux, free, lo, hi, max_iter, ftol):
     f_out = np.empty(T)
     ok = np.zeros(T, dtype=np.bool_)
     # evaluations at the current point and at the trial point: AG, fs, factor values, derivatives, lam
-    cur = (np.empty((S, B)), np.empty(S), np.empty(F), np.empty(F), np.empty(B))
-    trial = (np.empty((S, B)), np.empty(S), np.empty(F), np.empty(F), np.empty(B))
+    # (AG zero-filled: a row's cells outside its channel are never written)
+    cur = (np.zeros((S, B)), np.empty(S), np.empty(F), np.empty(F), np.empty(B))
+    trial = (np.zeros((S, B)), np.empty(S), np.empty(F), np.empty(F), np.empty(B))
     w = (np.empty(B), np.empty(B), np.empty(B), np.empty(P), np.empty(K), np.empty(K),
          np.empty((K, K)), np.empty((K, K)), np.empty(G), np.empty(G), np.empty((K, K)), np.empty(K))
     _fit_rows(m, x, n, aux, free, lo, hi, max_iter, ftol, f_out, ok, cur, trial, (np.empty((K, B)), np.empty(G)), w,
