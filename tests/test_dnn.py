@@ -217,7 +217,7 @@ def test_int8_scores_agree_with_fp32(exported, analysis, signal):
 
     s32, s8, sw = _four_tag_scores(exported / "features", signal, analysis)
     b32, b8, bw = _four_tag_scores(exported / "features", "qcd", analysis)
-    assert len(s32) > 800 and len(b32) > 5000
+    assert len(s32) > 800 and len(b32) > 4000  # QCD DL1r four-tag: ~4,900 of 150k since EMULATION_VERSION 3
     delta = np.abs(np.concatenate([s8 - s32, b8 - b32]))
     print(f"{analysis}: max |delta| {delta.max():.4f}, 99% {np.quantile(delta, 0.99):.4f}")
     assert 1e-5 < delta.max() < 0.03  # really quantised, and close
@@ -238,7 +238,9 @@ def test_int8_scores_agree_with_fp32(exported, analysis, signal):
     cut = best["fp32"]["threshold"]
     for w, p32, p8 in ((sw, s32, s8), (bw, b32, b8)):
         kept32, kept8 = w[p32 > cut].sum(), w[p8 > cut].sum()
-        assert kept32 > 0 and abs(kept8 / kept32 - 1) < 0.03, (kept32, kept8)
+        # 3%, or two events' weight (the flip allowance below): the EMULATION_VERSION 3 model's
+        # optimum keeps only ~10 QCD MC events, one of them 10% of the background
+        assert kept32 > 0 and abs(kept8 - kept32) < 0.03 * kept32 + 2 * w.max(), (kept32, kept8)
         assert np.sum((p32 > cut) != (p8 > cut)) <= 0.01 * np.sum(p32 > cut) + 2
     # optimised on int8 scores, the threshold lands within two score bins of fp32's
     k32, k8 = (int(np.searchsorted(SCORE_EDGES, best[n]["threshold"])) for n in ("fp32", "int8"))
