@@ -14,7 +14,7 @@ import numpy as np
 import pyhf
 import pytest
 
-from hhcoffea.stats import limits, workspace
+from hhcoffea.stats import kappa, limits, workspace
 from hhcoffea.stats.likelihood import FastModel, UnsupportedModelError
 from hhcoffea.stats.workspace import NormSys, Sample, SampleSystematics, Template
 
@@ -277,3 +277,27 @@ def test_two_staterrors_on_one_sample_in_one_channel_are_refused():
     qcd["modifiers"].append({"name": "other_stat", "type": "staterror", "data": [1.0, 1.0, 1.0]})
     with pytest.raises(UnsupportedModelError, match="sample 'qcd' carries two staterror modifiers in channel 'SR1'"):
         FastModel(pyhf.Workspace(spec).model())
+
+
+def test_kappa_profile_scan_on_two_regions():
+    """The kappa_lambda scan (one model per grid point, warm starts carried over by parameter name)
+    on a two-region Channels: Asimov data at kappa_lambda = 3 give the minimum there."""
+    chans = workspace.Channels(
+        {
+            "SR1": [Sample("qcd", _template([500, 260, 90]), SampleSystematics(normsys=[NormSys("qcd_norm", 1.06, 0.95)]))],
+            "SR2": [Sample("qcd", _template([120, 50]), SampleSystematics())],
+        },
+        0.02,
+    )
+    # per-bin quadratics in kappa_lambda with different shapes: no mirror solution
+    coef = {"SR1": np.array([[20, -8, 1.0], [12, -5, 0.9], [6, -1, 0.4]]), "SR2": np.array([[8, -2, 0.5], [4, -2.5, 0.6]])}
+
+    def signal_at(k):
+        return {ch: Sample("signal", _template(c @ [1.0, k, k * k]), SampleSystematics()) for ch, c in coef.items()}
+
+    obs = chans.asimov(signal_at(3.0), 1.0)
+    scan = kappa.kappa_profile_scan(chans, signal_at, np.linspace(-4, 10, 15), obs)
+    assert scan["converged"]
+    assert scan["best_fit"] == pytest.approx(3.0, abs=0.02)
+    iv = scan["interval"]
+    assert iv["lower"] < 3.0 < iv["upper"]

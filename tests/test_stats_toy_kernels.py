@@ -9,6 +9,7 @@ import numpy as np
 import pyhf
 import pytest
 from test_stats_hh import small_model
+from test_stats_multichannel import shared_names_two_channels, three_channels_per_channel_staterror
 
 from hhcoffea.stats import limits, toy_kernels
 from hhcoffea.stats.likelihood import FastModel
@@ -19,7 +20,7 @@ def _sample(name, data, *mods):
 
 
 def _two_channel_spec(shared_bin_gammas: bool) -> dict:
-    """Two channels (FastModel wants each sample name in one channel); staterror on the background of channel A only (gammas not on every sample or
+    """Two channels, each sample name in one of them; staterror on the background of channel A only (gammas not on every sample or
     bin), a histosys in A, a normsys on two samples, lumi everywhere. ``shared_bin_gammas``: ttbar
     gets its own staterror in channel B, so B's bins carry two gammas each (the dense-gamma path)."""
     lumi = {"name": "lumi", "type": "lumi", "data": None}
@@ -55,6 +56,9 @@ def _models():
     yield "small (in-order gammas)", FastModel(pyhf.Workspace(chans.with_signal(obs, sig)).model())
     for shared in (False, True):
         yield f"two channels (shared-bin gammas {shared})", FastModel(pyhf.Workspace(_two_channel_spec(shared)).model())
+    # sample names in several channels: one row per (sample, channel)
+    yield "shared sample names", FastModel(pyhf.Workspace(shared_names_two_channels()).model())
+    yield "three channels", FastModel(pyhf.Workspace(three_channels_per_channel_staterror()).model())
 
 
 def _toys(fast, T=300, seed=0):

@@ -266,7 +266,7 @@ class FastModel:
 
     # ------------------------------------------------------------------ expected yields
     def _components(self, pars: np.ndarray):
-        """Per-sample base yields A (nominal + histosys) and multiplicative factors F, shape (S, B)."""
+        """Per-row base yields A (nominal + histosys) and multiplicative factors F, shape (S rows, B)."""
         A = self.nominal.copy()
         for s, p, sl, du, dd in self._hist:
             A[s, sl] += _histosys_delta(pars[p], du, dd)[0]
@@ -485,14 +485,14 @@ class FastModel:
         self._cvar[self.constr_index] = self.constr_sigma**2
         self._inv_var = 1.0 / self._cvar  # 0 for unconstrained parameters
         self._inv_sigma = np.sqrt(self._inv_var)
-        # samples carrying each gamma (mask (S, n_gammas)) and its bin
+        # rows carrying each gamma (mask (S, n_gammas)) and its bin
         self._gamma_bin = gb[self._gammas] if gb is not None else np.zeros(0, dtype=int)
         self._gamma_samples = np.zeros((len(self.rows), self._gammas.size), dtype=bool)
         for k, (p, b) in enumerate(zip(self._gammas, self._gamma_bin)):
             self._gamma_samples[:, k] = self.stat_index[:, b] == p
 
     def _factors_many(self, P: np.ndarray):
-        """Per-sample scalar factor (T, S), each factor modifier's value and derivative (T,)."""
+        """Per-row scalar factor (T, S), each factor modifier's value and derivative (T,)."""
         T = P.shape[0]
         fs = np.ones((T, len(self.rows)))
         vals = []
@@ -512,7 +512,7 @@ class FastModel:
             A = A.copy()
             for s, p, sl, du, dd in self._hist:
                 A[:, s, sl] += _histosys_delta_many(P[:, p], du, dd)[0]
-        if self._stat_full:  # every sample has the gamma of its bin: one broadcast product
+        if self._stat_full:  # every row has the gamma of its bin: one broadcast product
             return A * P[:, self._gammas][:, None, :]
         mask = self.stat_index >= 0
         if mask.any():
@@ -536,7 +536,7 @@ class FastModel:
         lam_s = AG * fs[:, :, None]
         lam = lam_s.sum(axis=1)
         pos = self._kpos
-        # d f_s / d theta_k of every sample's scalar factor (T, K, S), then one batched product with
+        # d f_s / d theta_k of every row's scalar factor (T, K, S), then one batched product with
         # the base yields gives the (T, K, B) rows (a strided += per modifier costs ~10x more)
         C = np.zeros((T, self._others.size, len(self.rows)))
         for s in range(len(self.rows)):
@@ -565,7 +565,7 @@ class FastModel:
                 p = self.stat_index[s_i, b_i]
                 JK[:, pos[p], b_i] += lam_s[:, s_i, b_i] / P[:, p]
         if self._gammas.size:
-            if self._stat_full:  # every sample carries its bin's gamma: d lambda / d gamma = lambda / gamma
+            if self._stat_full:  # every row carries its bin's gamma: d lambda / d gamma = lambda / gamma
                 JG = lam / P[:, self._gammas]
             else:
                 lam_g = lam_s[:, :, self._gamma_bin]  # (T, S, G)
@@ -609,7 +609,7 @@ class FastModel:
             a2 = a * a
             d2 = np.where(np.abs(a) > 1.0, 0.0, (a2 * (90.0 * a2 - 120.0) + 30.0) * (0.0625 * (du - dd)))
             yield np.sum(r[:, sl] * fs[:, s, None] * stat[:, s, sl] * d2, axis=1), p
-        rbase = {}  # sum_b r_b base_sb, once per sample
+        rbase = {}  # sum_b r_b base_sb, once per row
         for i, (s, p, kind, hilo, coef) in enumerate(self._factor):
             if kind != "normsys":
                 continue
