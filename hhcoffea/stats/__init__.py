@@ -6,7 +6,8 @@ Modules:
   workspaces and signal patchsets;
 * :mod:`~hhcoffea.stats.morphing` -- non-resonant templates at any kappa_lambda from three basis samples;
 * :mod:`~hhcoffea.stats.likelihood` -- :class:`FastModel`, pyhf's likelihood in numpy with gradients
-  (one dataset or many toys at once);
+  (one dataset or many toys at once); :mod:`~hhcoffea.stats.model_layout` reads a model into its
+  (sample, channel) rows;
 * :mod:`~hhcoffea.stats.limits` -- CLs upper limits, asymptotic (pyhf's qtilde definitions) or
   from toys;
 * :mod:`~hhcoffea.stats.kappa` -- kappa_lambda intervals (CLs with mu as POI, profile likelihood
