@@ -831,10 +831,11 @@ class FastModel:
             data[: self.nbins] = np.round(data[: self.nbins] * 1.1 + 0.3)
             ours = self.logpdf(pars, data)
             theirs = float(np.asarray(self.model.logpdf(pars, data)).ravel()[0])
-            if not np.isfinite(theirs):
-                # a bin expecting a negative yield there (a histosys template at -2 sigma): pyhf
-                # says nan, FastModel floors the yield (_TINY); the yields themselves must agree
-                expected = np.asarray(self.model.expected_actualdata(pars), dtype=float)
+            expected = np.asarray(self.model.expected_actualdata(pars), dtype=float)
+            if np.any(expected <= 0.0):
+                # a yield pulled to <= 0 there (a template at +-2 sigma): no likelihood is defined
+                # (pyhf gives nan, or -lambda where n = 0; FastModel floors lambda at _TINY), so
+                # only the yields themselves must agree
                 if np.allclose(self.expected_actualdata(pars), expected, rtol=1e-9, atol=1e-9):
                     continue
             if not np.isclose(ours, theirs, rtol=1e-9, atol=1e-7):
