@@ -36,11 +36,11 @@ import pyhf
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
-from .model_layout import SUPPORTED_MODIFIERS, UnsupportedModelError, check_background, read_layout
+from .model_layout import SUPPORTED_MODIFIERS, YIELD_FLOOR, UnsupportedModelError, check_background, read_layout
 
 __all__ = ["FastModel", "FitResult", "BatchFitResult", "UnsupportedModelError", "SUPPORTED_MODIFIERS"]
 
-_TINY = 1e-12  # floor for yields pulled to zero by a fit step (only inside minimisation)
+_TINY = YIELD_FLOOR
 
 
 # pyhf.interpolators.code4 with alpha0 = 1: polynomial coefficients a_1..a_6 = _CODE4_AINV @ b

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ModelLayout", "read_layout", "check_background", "UnsupportedModelError", "SUPPORTED_MODIFIERS"]
+__all__ = ["ModelLayout", "read_layout", "check_background", "UnsupportedModelError", "SUPPORTED_MODIFIERS", "YIELD_FLOOR"]
+
+#: floor for yields pulled to zero by a fit step (only inside minimisation; FastModel and the toy kernel)
+YIELD_FLOOR = 1e-12
 
 #: modifier type -> the interpolation code FastModel implements (None: no interpolation)
 SUPPORTED_MODIFIERS = {"normfactor": None, "lumi": None, "staterror": None, "normsys": "code4", "histosys": "code4p"}

@@ -19,14 +19,19 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba.core.cpu import CPUTargetOptions
+
+from .model_layout import YIELD_FLOOR
 
 __all__ = ["KernelModel", "pack_model", "fit_toys"]
 
-_TINY = 1e-12  # as likelihood._TINY: floor for yields inside the minimisation
+_TINY = YIELD_FLOOR
 # Helpers run without numba's reference counting (_nrt=False: they allocate nothing): its atomic
 # increments on every array argument and view cost ~30% of the kernel. Sums may be reassociated
 # (vectorised); no flag that assumes finite values (bounds are +-inf for fixed parameters).
-_NO_RT = {"cache": True, "fastmath": {"reassoc", "contract", "nsz", "arcp"}, "_nrt": False}
+# _nrt is a private option: a numba without it compiles the helpers with reference counting
+_NO_RT = {"cache": True, "fastmath": {"reassoc", "contract", "nsz", "arcp"},
+          **({"_nrt": False} if hasattr(CPUTargetOptions, "_nrt") else {})}
 
 
 class KernelModel(NamedTuple):
