@@ -266,16 +266,16 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    """Top: four-tag efficiency, matched fraction and min-ΔR efficiency per sample (statistical
-    errors), and the b-quark jet within ΔR 0.1 / above 40 GeV against the quark's pT (SM);
-    bottom: truth-paired m_h1 / m_h2 of every sample, fast against shower."""
+    """Top: four-tag efficiency, matched fraction, min-ΔR efficiency and jet multiplicity per
+    sample (statistical errors), and the b-quark jet within ΔR 0.1 / above 40 GeV against the
+    quark's pT (SM); bottom: truth-paired m_h1 / m_h2 of every sample, fast against shower."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
+    fig, axes = plt.subplots(2, 5, figsize=(25, 8.5))
     centres = 0.5 * (MASS_BINS[1:] + MASS_BINS[:-1])
     colours = {"fast": "tab:blue", "shower": "tab:red", "seeds": "black"}
     for ax, key, n_key, title in ((axes[0, 0], "four_tag_eff", "n_events", "four-tag efficiency"),
@@ -293,6 +293,17 @@ def plot(results: dict, path: Path) -> None:
         ax.set_title(title)
         ax.legend()
     ax = axes[0, 3]
+    for k, source in enumerate(("fast", "shower", "seeds")):
+        for j, (marker, label) in enumerate((("o", "4"), ("s", "5"), ("^", "≥6"))):
+            pts = [(i + 0.2 * (k - 1), results[n][source]["jets"][j]) for i, n in enumerate(names)
+                   if results[n].get(source, {}).get("jets") is not None]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker, color=colours[source], label=f"{source}: {label} jets")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_title("jets (pT ≥ 20 GeV) of matched events: 4 / 5 / ≥6")
+    ax.legend(fontsize=7, ncol=3)
+    ax = axes[0, 4]
     r = results.get("hh_k1", {})
     x = np.sqrt(QUARK_PT_BINS[1:] * QUARK_PT_BINS[:-1])
     for source in ("fast", "shower"):
@@ -306,6 +317,7 @@ def plot(results: dict, path: Path) -> None:
     ax.set_xlabel("b-quark pT [GeV]")
     ax.set_title("SM: b-quark jets against the quark's pT")
     ax.legend(fontsize=8)
+    axes[1, 4].axis("off")
     for ax, name in zip(axes[1], names):
         for source in ("fast", "shower"):
             r = results.get(name, {}).get(source)
