@@ -473,6 +473,10 @@ def kappa_comparison(job_path: Path, output: Path, work: Path, luminosity: float
         out[variant] = {label: {"cls": row["luminosities"][f"{luminosity:g}"]["cls_expected"],
                                 "profile": row["luminosities"][f"{luminosity:g}"]["profile"], "reference": row["reference"]}
                         for label, row in summary["comparison"].items()}
+    # rows with their own `likelihood: poisson` are the seeds' likelihood in either variant
+    for label, row in rows.items():
+        if row.get("likelihood") == "poisson":
+            out["job"].pop(label, None)
     return out
 
 
