@@ -120,8 +120,9 @@ def test_local_cluster_forkserver_starts_before_the_cluster():
     from hhcoffea.workflow.executors import CHUNK_MODULES, start_local_cluster_forkserver
 
     for cfg in ({"name": "iterative"}, {"name": "futures", "workers": 2}, {"name": "dask", "address": "tcp://h:8786"},
-                {"name": "dask", "cluster": {"type": "slurm"}}, {"name": "dask-awkward", "workers": 2}):
+                {"name": "dask", "cluster": {"type": "slurm"}}, {"name": "dask-awkward", "address": "tcp://h:8786"}):
         assert start_local_cluster_forkserver(cfg) is False, cfg
+    assert start_local_cluster_forkserver({"name": "dask-awkward", "workers": 2}) is True
     assert start_local_cluster_forkserver({"name": "dask", "workers": 2}) is True
     server = forkserver._forkserver
     assert server._forkserver_pid is not None and server._preload_modules[-len(CHUNK_MODULES):] == list(CHUNK_MODULES)

@@ -55,7 +55,8 @@ LOCAL_CLUSTER_CONFIG = {
 
 
 def _is_local_cluster(cfg: dict) -> bool:
-    return cfg.get("name") == "dask" and not cfg.get("address") and not cfg.get("cluster")
+    """The executor section runs on a LocalCluster the job starts (dask_client's last branch)."""
+    return cfg.get("name") in ("dask", "dask-awkward") and not cfg.get("address") and not cfg.get("cluster")
 
 
 def start_local_cluster_forkserver(cfg: dict) -> bool:
@@ -65,7 +66,7 @@ def start_local_cluster_forkserver(cfg: dict) -> bool:
     job, imports coffea, inspects the inputs and builds the processor, instead of before the first
     chunk. Also imports ``dask.dataframe`` here, beside it: coffea's DaskExecutor imports it at its
     first call (0.4 s, pandas). False, doing nothing, unless ``cfg`` (a job's ``executor``
-    section) is a LocalCluster on Linux.
+    section: ``dask`` or ``dask-awkward``) runs on a LocalCluster on Linux.
     """
     if not (_is_local_cluster(cfg) and sys.platform.startswith("linux")):
         return False
